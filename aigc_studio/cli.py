@@ -1,0 +1,196 @@
+"""The `aigc-studio` command: the desktop app, and the command-line tools around the same runtime.
+
+    aigc-studio [FILE]                       open the app (on FILE)
+    aigc-studio complete [options] PROMPT    continue a prompt ('-' reads standard input)
+    aigc-studio models                       list installed model packages
+    aigc-studio eval perplexity --model NAME FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aigc_studio.core.sampling import FIELDS, STOP_MODES, STRATEGIES, SamplingConfig
+
+DEFAULT_TEXT_MODEL = "writer-tiny"
+SUBCOMMANDS = ("complete", "models", "eval")
+
+
+def _default_text_model(registry: Any) -> str:
+    names = registry.names("text-lm")
+    for preferred in ("writer", DEFAULT_TEXT_MODEL):
+        if preferred in names:
+            return preferred
+    return names[0] if names else DEFAULT_TEXT_MODEL
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    def opt(flag: str, field: str, **kw: Any) -> None:
+        s = FIELDS[field]
+        p.add_argument(flag, dest=field, default=None, help=f"{s.help} ({s.range_text()})", **kw)
+
+    opt("--strategy", "strategy", choices=STRATEGIES)
+    opt("--temperature", "temperature", type=float)
+    opt("--top-k", "top_k", type=int)
+    opt("--top-p", "top_p", type=float)
+    opt("--min-p", "min_p", type=float)
+    opt("--beams", "num_beams", type=int)
+    opt("--length-penalty", "length_penalty", type=float)
+    opt("--num-return", "num_return", type=int)
+    opt("--repetition-penalty", "repetition_penalty", type=float)
+    opt("--max-tokens", "max_new_tokens", type=int)
+    opt("--seed", "seed", type=int)
+    opt("--stop", "stop", choices=STOP_MODES)
+
+
+def _sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    changes = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    return SamplingConfig(**changes).validated()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="aigc-studio", description="AIGC Studio: offline writing and "
+                                 "design assistant. Without a command, opens the app.")
+    sub = ap.add_subparsers(dest="command")
+
+    c = sub.add_parser("complete", help="continue a prompt with a text model")
+    c.add_argument("prompt", help="the prompt, or '-' to read it from standard input")
+    c.add_argument("--model", help="model package name (default: the default writing model)")
+    c.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    c.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+    c.add_argument("--variant", help="graph variant of the package (e.g. fp32, int8)")
+    c.add_argument("--json", action="store_true", help="print a JSON record instead of the text")
+    _add_sampling_options(c)
+
+    sub.add_parser("models", help="list installed model packages").add_argument(
+        "--json", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a model")
+    esub = e.add_subparsers(dest="metric", required=True)
+    ppl = esub.add_parser("perplexity", help="perplexity of a text model on a UTF-8 text file")
+    ppl.add_argument("file")
+    ppl.add_argument("--model")
+    ppl.add_argument("--variant")
+    ppl.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens")
+    return ap
+
+
+def read_text_file(path: str) -> str:
+    """A UTF-8 text file, or a ValueError that says where it is not UTF-8."""
+    data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                         "convert it to UTF-8 first") from None
+
+
+def _fail(message: str) -> int:
+    print(f"aigc-studio: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _load_generator(name: str | None, variant: str | None = None, device: str = "auto",
+                    threads: int = 0) -> Any:
+    from aigc_studio.runtime.registry import ModelRegistry
+    from aigc_studio.runtime.text_generator import TextGenerator
+
+    registry = ModelRegistry()
+    package = registry.load(name or _default_text_model(registry))
+    return TextGenerator(package, device=device, threads=threads, variant=variant)
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    config = _sampling_config(args)
+    gen = _load_generator(args.model, args.variant, args.device, args.threads)
+    if args.json:
+        results = gen.complete(prompt, config)
+        stats = gen.last_stats
+        print(json.dumps({
+            "model": gen.name, "provider": gen.provider, "variant": gen.variant,
+            "config": config.to_dict(),
+            "completions": [{"text": r.text, "tokens": list(r.token_ids), "score": r.score} for r in results],
+            "stats": {"prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
+                      "ttft_ms": round(stats.ttft_s * 1e3, 2), "total_ms": round(stats.total_s * 1e3, 2)},
+        }, ensure_ascii=False, indent=2))
+        return 0
+    if config.num_return > 1 or config.is_beam:
+        for i, r in enumerate(gen.complete(prompt, config), 1):
+            print(f"[{i}] {prompt}{r.text}" if config.num_return > 1 else f"{prompt}{r.text}")
+        return 0
+    sys.stdout.write(prompt)
+    for piece in gen.stream(prompt, config):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from aigc_studio.runtime.registry import ModelRegistry
+
+    infos = ModelRegistry().list()
+    if args.json:
+        print(json.dumps([{"name": i.name, "kind": i.kind, "path": str(i.path), "size_bytes": i.size_bytes,
+                           "licence": i.licence, "source": i.source, "error": i.error} for i in infos],
+                         indent=2))
+        return 0
+    if not infos:
+        print("no model packages installed")
+        return 0
+    rows = [("NAME", "KIND", "SIZE", "LICENCE", "SOURCE")]
+    for i in infos:
+        if i.error:
+            rows.append((i.name, "broken", "-", "-", i.error))
+        else:
+            rows.append((i.name, i.kind, f"{i.size_bytes / 1e6:.1f} MB", i.licence, i.source))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    for r in rows:
+        print("  ".join(r[k].ljust(widths[k]) for k in range(4)) + "  " + r[4])
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.metric == "perplexity":
+        text = read_text_file(args.file)
+        gen = _load_generator(args.model, args.variant)
+        ids = gen.tokenizer.encode(text)
+        if args.max_tokens:
+            ids = ids[: args.max_tokens]
+        if len(ids) < 2:
+            return _fail(f"{args.file}: too little text to score ({len(ids)} tokens)")
+        nll = gen.score(ids)
+        n = len(ids) - 1
+        words = max(1, len(text.split()))
+        print(f"model {gen.name} ({gen.variant}, {gen.provider}) on {args.file}: "
+              f"{n} tokens, perplexity {math.exp(nll / n):.2f} per token, "
+              f"{math.exp(nll / words):.2f} per word, {nll / n / math.log(2):.3f} bits/token")
+        return 0
+    return _fail(f"unknown metric {args.metric}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+        from aigc_studio.app import main as app_main
+
+        return app_main(argv)
+    args = build_parser().parse_args(argv)
+    from aigc_studio.runtime.package import PackageError
+
+    try:
+        return {"complete": cmd_complete, "models": cmd_models, "eval": cmd_eval}[args.command](args)
+    except (PackageError, ValueError, OSError, UnicodeDecodeError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Find model packages by name.
+
+Search order (first match wins, so a user's package can replace a shipped one of the same name):
+1. the folders in the environment variable `AIGC_STUDIO_MODELS` (separated by os.pathsep);
+2. the user's data folder, `platformdirs.user_data_dir("aigc-studio") / "models"`;
+3. the shipped packages in `resources/models/` beside the `aigc_studio` package.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from aigc_studio.runtime.package import MANIFEST, ModelPackage, PackageError, load_package, read_manifest
+
+APP_NAME = "aigc-studio"
+ENV_VAR = "AIGC_STUDIO_MODELS"
+
+
+def shipped_models_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def user_models_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "models"
+
+
+def default_search_paths() -> list[Path]:
+    env = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    return [*env, user_models_dir(), shipped_models_dir()]
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What the model list shows of a package, read from its manifest without verifying checksums.
+    `error` is set (and the other fields may be partial) for a package whose manifest cannot be read."""
+
+    name: str
+    kind: str
+    path: Path
+    size_bytes: int
+    licence: str
+    source: str
+    description: str = ""
+    error: str = ""
+
+
+class ModelRegistry:
+    """Finds packages by name in a list of folders (see the module docstring)."""
+
+    def __init__(self, search_paths: list[Path] | None = None) -> None:
+        self.search_paths = [Path(p) for p in (search_paths if search_paths is not None
+                                               else default_search_paths())]
+
+    def _candidates(self) -> list[Path]:
+        found = []
+        for root in self.search_paths:
+            if root.is_dir():
+                found += sorted(p for p in root.iterdir() if (p / MANIFEST).is_file())
+        return found
+
+    def list(self, kind: str | None = None) -> list[PackageInfo]:
+        """Installed packages, one per name (the first found wins), broken ones with their error."""
+        seen: dict[str, PackageInfo] = {}
+        for p in self._candidates():
+            try:
+                m = read_manifest(p)
+            except PackageError as exc:
+                info = PackageInfo(p.name, "?", p, 0, "?", "?", error=str(exc))
+            else:
+                sources = ", ".join(f"{s.get('package', '?')} {s.get('version', '')}".strip()
+                                    for s in m.get("sources", []))
+                info = PackageInfo(
+                    name=str(m["name"]), kind=str(m["kind"]), path=p,
+                    size_bytes=sum(int(f.get("size", 0)) for f in m["files"].values()),
+                    licence=str(m.get("licence", "unknown")), source=sources or "unknown",
+                    description=str(m.get("description", "")))
+            if kind is None or info.kind == kind:
+                seen.setdefault(info.name, info)
+        return list(seen.values())
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [i.name for i in self.list(kind) if not i.error]
+
+    def find(self, name: str) -> Path:
+        for info in self.list():
+            if info.name == name:
+                if info.error:
+                    raise PackageError(info.error)
+                return info.path
+        known = ", ".join(self.names()) or "none"
+        where = ", ".join(str(p) for p in self.search_paths)
+        raise PackageError(f"no model package named '{name}' (installed: {known}; searched {where})")
+
+    def load(self, name: str, verify: bool = True) -> ModelPackage:
+        return load_package(self.find(name), verify=verify)

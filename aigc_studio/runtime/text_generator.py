@@ -1,0 +1,425 @@
+"""Text generation through onnxruntime: prefill, then one step per token with the KV cache.
+
+The decoder graph (written by export/export_lm.py) takes `input_ids`, `position_ids` and
+`past_key_values.{i}.key/value` and returns `logits` and `present.{i}.key/value`; every shape and id comes
+from the package manifest.
+
+Two things make it fit for completion as the user types:
+- The generator keeps the KV cache of the last call and reuses the longest common token prefix on the
+  next one, so a keystroke costs only the tokens that changed.
+- A prompt that ends inside a word is handled by backing off its last token(s) and constraining the
+  first generated tokens to re-type those characters, which the returned text then leaves out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from aigc_studio.core.beam import beam_search
+from aigc_studio.core.sampling import Sampler, SamplingConfig
+from aigc_studio.core.text import stop_index
+from aigc_studio.runtime.package import ModelPackage, PackageError
+from aigc_studio.runtime.session import SessionInfo, create_session
+from aigc_studio.runtime.tokenizer import PrefixIndex, Utf8Guard, load_tokenizer, utf8_pending
+
+Cancel = Callable[[], bool] | None
+
+
+class Cancelled(Exception):
+    """Raised inside the generator when a request is cancelled between two steps."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One suggestion: its text (without the characters the user already typed), tokens and score."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    score: float = 0.0
+
+
+@dataclass
+class GenerationStats:
+    """Figures of the last call: tokens in the prompt window, of which reused from the KV cache, tokens
+    generated, time to the first generated token and total time (seconds)."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass
+class _Cache:
+    ids: list[int] = field(default_factory=list)
+    kv: list[np.ndarray] = field(default_factory=list)  # per layer key, value: (1, Hkv, T, D)
+    last_logits: np.ndarray | None = None
+
+
+def _utf8_complete_prefix(data: bytes) -> int:
+    """Length of the longest prefix of `data` that does not end inside a UTF-8 character."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        b = data[n - back]
+        if b & 0x80 == 0:
+            return n
+        if b & 0xC0 == 0xC0:  # a lead byte: is its sequence complete?
+            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4
+            return n if back >= need else n - back
+    return n
+
+
+class TextGenerator:
+    """Generates text from a `text-lm` package. Not thread-safe: one worker thread owns one instance;
+    `terminate()` may be called from any thread to abort a long model run."""
+
+    def __init__(self, package: ModelPackage, *, device: str = "auto", threads: int = 0,
+                 variant: str | None = None) -> None:
+        if package.kind != "text-lm":
+            raise PackageError(f"{package.path}: kind '{package.kind}' is not a text model")
+        self.package = package
+        self.name = package.name
+        m = package.manifest
+        cfg = m["config"]
+        self.n_layer = int(cfg["n_layer"])
+        self.kv_heads = int(cfg["kv_heads"])
+        self.head_dim = int(cfg["head_dim"])
+        self.context_length = int(cfg["context_length"])
+        self.eos_id = m["tokens"].get("eos")
+        self.tokenizer = load_tokenizer(package)
+        if self.tokenizer.vocab_size != int(cfg["vocab_size"]):
+            raise PackageError(f"{package.path}: tokenizer has {self.tokenizer.vocab_size} tokens, "
+                               f"the manifest says {cfg['vocab_size']}")
+        self._io = m["graphs"]
+        self.session_info: SessionInfo = create_session(package, device=device, threads=threads,
+                                                        variant=variant)
+        self._session = self.session_info.session
+        self.provider = self.session_info.provider
+        self.device_note = self.session_info.note
+        self.variant = self.session_info.variant
+        self._prefix = PrefixIndex(self.tokenizer)
+        self._utf8 = Utf8Guard(self.tokenizer)
+        self._banned = np.zeros(self.tokenizer.vocab_size, dtype=bool)
+        self._banned[[i for i in self.tokenizer.special_ids() if i != self.eos_id]] = True
+        self._cache = _Cache()
+        self._run_options = None
+        self._terminate = threading.Event()
+        self.last_stats = GenerationStats()
+
+    # ------------------------------------------------------------------ model steps
+
+    def _empty_kv(self, batch: int = 1) -> list[np.ndarray]:
+        shape = (batch, self.kv_heads, 0, self.head_dim)
+        return [np.zeros(shape, dtype=np.float32) for _ in range(2 * self.n_layer)]
+
+    def _run(self, ids: np.ndarray, start: int, kv: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Feed `ids` (B, T) at positions start..start+T-1 after `kv`; return logits (B, T, V), presents."""
+        import onnxruntime as ort
+
+        B, T = ids.shape
+        feed = {"input_ids": ids.astype(np.int64),
+                "position_ids": np.broadcast_to(np.arange(start, start + T, dtype=np.int64), (B, T)).copy()}
+        for i in range(self.n_layer):
+            feed[f"past_key_values.{i}.key"] = kv[2 * i]
+            feed[f"past_key_values.{i}.value"] = kv[2 * i + 1]
+        opts = ort.RunOptions()
+        self._run_options = opts
+        if self._terminate.is_set():
+            raise Cancelled()
+        try:
+            out = self._session.run(None, feed, opts)
+        except Exception as exc:  # onnxruntime raises its own types; a terminate shows up here too
+            if self._terminate.is_set():
+                raise Cancelled() from None
+            raise RuntimeError(f"{self.name}: model run failed: {exc}") from exc
+        finally:
+            self._run_options = None
+        return out[0], out[1:]
+
+    def terminate(self) -> None:
+        """Abort the running model call and the current request (thread-safe)."""
+        self._terminate.set()
+        opts = self._run_options
+        if opts is not None:
+            opts.terminate = True
+
+    # ------------------------------------------------------------------ prompt handling
+
+    def _window(self, ids: list[int], reserve: int) -> list[int]:
+        """The last tokens that fit the context with room for `reserve` new ones. The start moves in
+        hops of an eighth of the context, so that successive keystrokes keep the same prefix."""
+        keep = max(1, self.context_length - reserve)
+        if len(ids) <= keep:
+            return ids
+        hop = max(1, self.context_length // 8)
+        start = -(-(len(ids) - keep) // hop) * hop
+        return ids[start:]
+
+    def _split_prompt(self, prompt: str, reserve: int) -> tuple[list[int], bytes]:
+        """Tokens to feed and the bytes the generation must re-type first (the backed-off tail)."""
+        ids = self.tokenizer.encode(prompt)
+        rest = b""
+        # Back off the last token, and keep backing off while it continues a word, so that the model
+        # picks the tokenisation of the whole word itself (at most 3 tokens, 24 bytes).
+        for _ in range(3):
+            if not ids:
+                break
+            tail = self.tokenizer.token_bytes(ids[-1])
+            if not tail:
+                break
+            rest = tail + rest
+            ids = ids[:-1]
+            if rest[:1].isspace() or not rest[:1].isalnum() or len(rest) > 24 or not ids:
+                break
+            prev = self.tokenizer.token_bytes(ids[-1])
+            if not prev or not prev[-1:].isalnum():
+                break
+        ids = self._window(ids, reserve + 8)
+        if not ids and self.eos_id is not None:
+            ids = [int(self.eos_id)]  # an empty prompt starts after an end-of-text token
+        return ids, rest
+
+    def _prefill(self, ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits after `ids` (V,) and the KV cache for them (batch 1), reusing the cached prefix."""
+        cache = self._cache
+        common = 0
+        limit = min(len(ids), len(cache.ids))
+        while common < limit and ids[common] == cache.ids[common]:
+            common += 1
+        if common == len(ids) and common == len(cache.ids) and cache.last_logits is not None:
+            self.last_stats.reused_tokens = common
+            return cache.last_logits, cache.kv
+        common = min(common, len(ids) - 1)  # at least one token is fed to get logits
+        if common > 0 and cache.kv:
+            kv = [a[:, :, :common] for a in cache.kv]
+        else:
+            common = 0
+            kv = self._empty_kv()
+        self.last_stats.reused_tokens = common
+        logits, kv = self._run(np.asarray([ids[common:]], dtype=np.int64), common, kv)
+        last = logits[0, -1].astype(np.float32)
+        self._cache = _Cache(ids=list(ids), kv=kv, last_logits=last)
+        return last, kv
+
+    # ------------------------------------------------------------------ public API
+
+    def stream(self, prompt: str, config: SamplingConfig, cancel: Cancel = None) -> Iterator[str]:
+        """Yield the continuation of `prompt` piece by piece (greedy or sampling; a beam config
+        yields its best hypothesis at once). Every step checks `cancel`."""
+        config = config.validated()
+        if config.is_beam:
+            best = self.complete(prompt, config.with_(num_return=1), cancel)
+            if best and best[0].text:
+                yield best[0].text
+            return
+        yield from self._sample_stream(prompt, config, cancel, seed_offset=0, out_tokens=[])
+
+    def _check(self, cancel: Cancel) -> None:
+        if self._terminate.is_set() or (cancel is not None and cancel()):
+            raise Cancelled()
+
+    def generate_tokens(self, ids: Sequence[int], config: SamplingConfig, cancel: Cancel = None,
+                        retype: bytes = b"") -> Iterator[tuple[int, float]]:
+        """Token-level loop after the prompt token ids: yields (token, log-probability) until
+        end-of-sequence, `max_new_tokens` or the context end. The first tokens are constrained to spell
+        `retype`. Raises `Cancelled` when cancelled."""
+        self._terminate.clear()
+        t0 = time.perf_counter()
+        self.last_stats = GenerationStats(prompt_tokens=len(ids))
+        sampler = Sampler(config)
+        ids = list(ids)
+        try:
+            self._check(cancel)
+            logits, kv = self._prefill(ids)
+            history = list(ids)
+            typed = 0
+            pending = 0
+            pos = len(ids)
+            for n in range(config.max_new_tokens):
+                allowed = ~self._banned & self._utf8.mask(pending)
+                if typed < len(retype):
+                    allowed = allowed & self._prefix.allowed(retype[typed:])
+                tok = sampler.next_token(logits, history, allowed)
+                lg = logits.astype(np.float64)
+                top = lg.max()
+                logprob = float(lg[tok] - top - np.log(np.exp(lg - top).sum()))
+                if tok == self.eos_id:
+                    return
+                history.append(tok)
+                piece = self.tokenizer.token_bytes(tok)
+                typed += len(piece)
+                pending = utf8_pending(piece) if pending == 0 else max(0, pending - len(piece))
+                if n == 0:
+                    self.last_stats.ttft_s = time.perf_counter() - t0
+                self.last_stats.new_tokens = n + 1
+                yield tok, logprob
+                if n == config.max_new_tokens - 1 or pos + 1 >= self.context_length:
+                    return
+                self._check(cancel)
+                step_logits, kv = self._run(np.asarray([[tok]], dtype=np.int64), pos, kv)
+                logits = step_logits[0, -1]
+                pos += 1
+                # The cache now also holds the generated tokens; the next keystroke usually shares them.
+                self._cache = _Cache(ids=history.copy(), kv=kv, last_logits=logits)
+        finally:
+            self.last_stats.total_s = time.perf_counter() - t0
+
+    def _sample_stream(self, prompt: str, config: SamplingConfig, cancel: Cancel, seed_offset: int,
+                       out_tokens: list[int], out_score: list[float] | None = None) -> Iterator[str]:
+        if config.seed is not None and seed_offset:
+            config = config.with_(seed=config.seed + seed_offset)
+        ids, rest = self._split_prompt(prompt, config.max_new_tokens)
+        generated = bytearray()
+        emitted = 0
+        skip = len(rest)
+        logprob = 0.0
+        try:
+            for tok, lp in self.generate_tokens(ids, config, cancel, retype=rest):
+                out_tokens.append(tok)
+                logprob += lp
+                generated += self.tokenizer.token_bytes(tok)
+                if len(generated) < skip:
+                    continue
+                ready = _utf8_complete_prefix(bytes(generated))
+                text = bytes(generated[skip:ready]).decode("utf-8", errors="replace")
+                cut = stop_index(text, config.stop) if config.stop != "none" else None
+                if cut is not None:
+                    text = text[:cut]
+                if len(text) > emitted:
+                    yield text[emitted:]
+                    emitted = len(text)
+                if cut is not None:
+                    break
+        except Cancelled:
+            return
+        if out_score is not None:
+            out_score.append(logprob)
+
+    def complete(self, prompt: str, config: SamplingConfig, cancel: Cancel = None) -> list[Completion]:
+        """The n-best list (beam search) or `config.num_return` samples, best first, distinct texts.
+        A cancelled request returns what it has (possibly an empty list)."""
+        config = config.validated()
+        if config.is_beam:
+            return self._beam(prompt, config, cancel)
+        results: list[Completion] = []
+        seen: set[str] = set()
+        n = 1 if config.is_greedy else config.num_return
+        for i in range(n):
+            tokens: list[int] = []
+            score: list[float] = []
+            text = "".join(self._sample_stream(prompt, config, cancel, i, tokens, score))
+            if self._terminate.is_set() or (cancel is not None and cancel()):
+                break
+            if text not in seen:
+                seen.add(text)
+                results.append(Completion(text, tuple(tokens), score[0] if score else 0.0))
+        return results
+
+    def _beam(self, prompt: str, config: SamplingConfig, cancel: Cancel) -> list[Completion]:
+        self._terminate.clear()
+        t0 = time.perf_counter()
+        self.last_stats = GenerationStats()
+        ids, rest = self._split_prompt(prompt, config.max_new_tokens)
+        self.last_stats.prompt_tokens = len(ids)
+        try:
+            logits, kv0 = self._prefill(ids)
+        except Cancelled:
+            return []
+        state = {"kv": kv0, "pos": len(ids), "tokens": [()]}
+        tb = self.tokenizer.token_bytes
+
+        def text_of(tokens: Sequence[int]) -> bytes:
+            return b"".join(tb(t) for t in tokens)
+
+        def allowed_for(tokens: Sequence[int]) -> np.ndarray | None:
+            done = text_of(tokens)
+            if len(done) >= len(rest):
+                return None
+            return self._prefix.allowed(rest[len(done):])
+
+        def step(parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+            self._check(cancel)
+            kv = [a[parents] if a.shape[0] > 1 else np.repeat(a, len(parents), axis=0) for a in state["kv"]]
+            logits, kv = self._run(tokens.reshape(-1, 1), state["pos"], kv)
+            if state["pos"] == len(ids):
+                self.last_stats.ttft_s = time.perf_counter() - t0
+            state["kv"], state["pos"] = kv, state["pos"] + 1
+            seqs = [state["tokens"][p] + (int(t),) for p, t in zip(parents, tokens)]
+            state["tokens"] = seqs
+            out = logits[:, -1].astype(np.float64)
+            out[:, self._banned] = -np.inf
+            for r, seq in enumerate(seqs):  # constrain beams still re-typing the backed-off word
+                mask = allowed_for(seq)
+                if mask is not None:
+                    out[r, ~mask] = -np.inf
+            return out
+
+        def finished(tokens: tuple[int, ...]) -> bool:
+            data = text_of(tokens)
+            if len(data) < len(rest):
+                return False
+            text = data[len(rest):_utf8_complete_prefix(data)].decode("utf-8", errors="replace")
+            return config.stop != "none" and stop_index(text, config.stop) is not None
+
+        first = logits.astype(np.float64).copy()
+        first[self._banned] = -np.inf
+        budget = min(config.max_new_tokens, self.context_length - len(ids) - 1)
+        hyps = []
+        try:
+            hyps = beam_search(first, step, num_beams=config.num_beams, max_new_tokens=max(1, budget),
+                               eos_id=self.eos_id, length_penalty=config.length_penalty,
+                               num_return=max(config.num_return, 1), allowed_first=allowed_for(()),
+                               is_finished=finished, should_stop=lambda: self._terminate.is_set() or
+                               bool(cancel and cancel()), repetition_penalty=config.repetition_penalty,
+                               history=ids)
+        except Cancelled:
+            pass
+        finally:
+            # Beams reorder the cache; keep only the prompt's part for the next request.
+            self._cache = _Cache(ids=list(ids), kv=[a[:1, :, :len(ids)] for a in kv0], last_logits=logits)
+            self.last_stats.total_s = time.perf_counter() - t0
+        results, seen = [], set()
+        for h in hyps:
+            data = text_of(h.tokens)
+            text = data[len(rest):].decode("utf-8", errors="replace")
+            if config.stop != "none" and (cut := stop_index(text, config.stop)) is not None:
+                text = text[:cut]
+            if text not in seen:
+                seen.add(text)
+                results.append(Completion(text, tuple(h.tokens), float(h.score)))
+        self.last_stats.new_tokens = max((len(h.tokens) for h in hyps), default=0)
+        return results
+
+    def reset_cache(self) -> None:
+        self._cache = _Cache()
+
+    # ------------------------------------------------------------------ evaluation
+
+    def score(self, ids: Sequence[int]) -> float:
+        """Sum of the negative log-likelihoods of ids[1:] given the earlier tokens (no cache reuse),
+        in windows of the context length with half-window overlap."""
+        ids = list(ids)
+        total, n = 0.0, 0
+        ctx = self.context_length
+        stride = ctx // 2
+        scored_upto = 1
+        start = 0
+        while scored_upto < len(ids):
+            end = min(start + ctx, len(ids))
+            logits, _ = self._run(np.asarray([ids[start:end]], dtype=np.int64), 0, self._empty_kv())
+            lg = logits[0].astype(np.float64)
+            lse = np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1)) + lg.max(-1)
+            for t in range(max(scored_upto, start + 1), end):
+                total += lse[t - start - 1] - lg[t - start - 1, ids[t]]
+                n += 1
+            scored_upto = end
+            start = max(start + stride, end - ctx)
+            if end == len(ids):
+                break
+        return total
