@@ -55,6 +55,7 @@ def train_tokenizer(text: str, out_dir: Path, vocab_size: int = 8000, seed: int 
         max_sentence_length=16384,
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         user_defined_symbols=["\n"],
+        hard_vocab_limit=False,  # a tiny corpus may have fewer pieces than asked for
         num_threads=2,
         minloglevel=2,
     )

@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 from export.model_lm import LMConfig, TransformerLM
 
+tqdm.monitor_interval = 0  # no background monitor thread: the bar is updated from the loop only
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -134,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--max-steps", type=int, default=5000)
     ap.add_argument("--max-minutes", type=float, default=0.0,
-                    help="stop (and save) after this much wall time; the schedule assumes max-steps")
+                    help="stop (and save) after this much training time, counted across resumes")
+    ap.add_argument("--schedule", choices=("steps", "time"), default="steps",
+                    help="cosine decay over max-steps, or over max-minutes of wall time (for a machine "
+                         "whose speed varies; not reproducible step for step)")
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-batches", type=int, default=20)
@@ -167,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     vocab = spm.SentencePieceProcessor(model_file=str(args.tokenizer)).vocab_size()
     overrides = {f.name: getattr(args, f.name) for f in fields(LMConfig)
                  if f.name != "vocab_size" and getattr(args, f.name) is not None}
-    step, best_val, history = 0, float("inf"), []
+    step, best_val, history, minutes_before = 0, float("inf"), [], 0.0
     if args.resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         cfg = LMConfig(**ck["config"])
         step, best_val, history = ck["step"], ck.get("best_val", best_val), json.loads(ck.get("history", "[]"))
+        minutes_before = float(ck.get("minutes", 0.0))
     else:
         ck = None
         cfg = LMConfig(vocab_size=vocab, **overrides)
@@ -196,16 +202,27 @@ def main(argv: list[str] | None = None) -> int:
     def checkpoint(val_loss: float | None) -> None:
         if master:
             save_checkpoint(ckpt_path, raw, opt, step, {"best_val": best_val, "history": json.dumps(history),
+                                                        "minutes": minutes_before + (time.time() - t_start) / 60,
                                                         "val_loss": val_loss if val_loss is not None else -1.0})
 
     t_start = time.time()
     start_step = step
-    bar = tqdm(total=args.max_steps, initial=step, disable=not master, unit="step", dynamic_ncols=True)
+    import sys
+
+    bar = tqdm(total=args.max_steps, initial=step, disable=not master, unit="step", dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
     tokens_per_step = args.batch_size * seq * (dist.get_world_size() if ddp else 1)
     t_last, ema_loss = time.time(), None
     stopped_early = False
     while step < args.max_steps:
-        lr = lr_at(step, args.max_steps, args.warmup, args.lr, args.min_lr)
+        minutes = minutes_before + (time.time() - t_start) / 60
+        if args.schedule == "time" and args.max_minutes:
+            # Progress measured in time: map elapsed minutes onto the step axis of the cosine.
+            virtual = args.warmup + int((args.max_steps - args.warmup) * min(1.0, minutes / args.max_minutes))
+            lr = lr_at(max(step if step < args.warmup else virtual, 0), args.max_steps, args.warmup,
+                       args.lr, args.min_lr)
+        else:
+            lr = lr_at(step, args.max_steps, args.warmup, args.lr, args.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = get_batch(train, args.batch_size, seq, rng)
@@ -220,21 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(1)
         bar.set_postfix(loss=f"{ema_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_step / (now - t_last):.0f}")
         t_last = now
-        if args.max_minutes and step == start_step + 20:
-            # Fit the cosine schedule to the time budget, measured on the first steps.
-            per_step = (now - t_start) / 20
-            fit = start_step + int((args.max_minutes * 60 - (now - t_start)) / per_step) + 20
-            if fit < args.max_steps:
-                args.max_steps = max(fit, step + 1)
-                bar.total = args.max_steps
-                bar.write(f"time budget {args.max_minutes} min: schedule set to {args.max_steps} steps")
-        out_of_time = args.max_minutes and (now - t_start) / 60 >= args.max_minutes
+        out_of_time = args.max_minutes and minutes_before + (now - t_start) / 60 >= args.max_minutes
         if step % args.eval_every == 0 or step == args.max_steps or out_of_time:
             if master:
                 vl = evaluate(raw, val, seq, args.batch_size, args.eval_batches)
                 best_val = min(best_val, vl)
                 history.append({"step": step, "train_loss": round(ema_loss, 4), "val_loss": round(vl, 4),
-                                "val_ppl": round(math.exp(vl), 2), "minutes": round((now - t_start) / 60, 1)})
+                                "val_ppl": round(math.exp(vl), 2), "lr": lr,
+                                "minutes": round(minutes_before + (now - t_start) / 60, 1)})
                 bar.write(f"step {step}: train {ema_loss:.3f}  val {vl:.3f}  val ppl {math.exp(vl):.1f}")
                 checkpoint(vl)
         if out_of_time:

@@ -25,7 +25,7 @@ from aigc_studio.core.sampling import Sampler, SamplingConfig
 from aigc_studio.core.text import stop_index
 from aigc_studio.runtime.package import ModelPackage, PackageError
 from aigc_studio.runtime.session import SessionInfo, create_session
-from aigc_studio.runtime.tokenizer import PrefixIndex, Utf8Guard, load_tokenizer, utf8_pending
+from aigc_studio.runtime.tokenizer import PrefixIndex, Utf8Guard, load_tokenizer
 
 Cancel = Callable[[], bool] | None
 
@@ -239,11 +239,14 @@ class TextGenerator:
             logits, kv = self._prefill(ids)
             history = list(ids)
             typed = 0
-            pending = 0
+            utf8 = Utf8Guard.START
             pos = len(ids)
-            for n in range(config.max_new_tokens):
-                allowed = ~self._banned & self._utf8.mask(pending)
-                if typed < len(retype):
+            n = 0       # tokens generated
+            counted = 0  # of which count towards max_new_tokens (re-typing the backed-off word is free)
+            while True:
+                allowed = ~self._banned & self._utf8.mask(utf8)
+                retyping = typed < len(retype)
+                if retyping:
                     allowed = allowed & self._prefix.allowed(retype[typed:])
                 tok = sampler.next_token(logits, history, allowed)
                 lg = logits.astype(np.float64)
@@ -254,12 +257,14 @@ class TextGenerator:
                 history.append(tok)
                 piece = self.tokenizer.token_bytes(tok)
                 typed += len(piece)
-                pending = utf8_pending(piece) if pending == 0 else max(0, pending - len(piece))
+                utf8 = self._utf8.advance(utf8, piece)
                 if n == 0:
                     self.last_stats.ttft_s = time.perf_counter() - t0
-                self.last_stats.new_tokens = n + 1
+                n += 1
+                counted += 0 if retyping and typed <= len(retype) else 1
+                self.last_stats.new_tokens = n
                 yield tok, logprob
-                if n == config.max_new_tokens - 1 or pos + 1 >= self.context_length:
+                if counted >= config.max_new_tokens or pos + 1 >= self.context_length:
                     return
                 self._check(cancel)
                 step_logits, kv = self._run(np.asarray([[tok]], dtype=np.int64), pos, kv)

@@ -115,22 +115,36 @@ def utf8_pending(data: bytes) -> int:
 
 
 class Utf8Guard:
-    """Masks that keep byte-fallback tokens from producing invalid UTF-8: while a character is
-    incomplete only continuation bytes may follow; otherwise no stray continuation or invalid byte."""
+    """Keeps byte-fallback tokens from producing invalid UTF-8. The state is (continuation bytes still
+    needed, lowest and highest byte allowed next); while a character is incomplete only fitting
+    continuation bytes may follow, otherwise no stray continuation byte or invalid lead byte."""
+
+    START = (0, 0x80, 0xBF)
+    # The first continuation byte after these lead bytes has a narrower range (RFC 3629).
+    _FIRST = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         V = tokenizer.vocab_size
-        self.continuation = np.zeros(V, dtype=bool)
-        start_ok = np.ones(V, dtype=bool)
+        self.byte_value = np.full(V, -1, dtype=np.int32)
         for i in range(V):
             b = tokenizer.token_bytes(i)
             if len(b) == 1 and b[0] >= 0x80:
-                if 0x80 <= b[0] <= 0xBF:
-                    self.continuation[i] = True
-                    start_ok[i] = False
-                elif b[0] in (0xC0, 0xC1) or b[0] >= 0xF5:
-                    start_ok[i] = False
-        self.start_ok = start_ok
+                self.byte_value[i] = b[0]
+        bv = self.byte_value
+        self.start_ok = (bv < 0) | ((bv >= 0xC2) & (bv <= 0xF4))
 
-    def mask(self, pending: int) -> np.ndarray:
-        return self.continuation if pending > 0 else self.start_ok
+    def mask(self, state: tuple[int, int, int]) -> np.ndarray:
+        pending, lo, hi = state
+        if pending == 0:
+            return self.start_ok
+        return (self.byte_value >= lo) & (self.byte_value <= hi)
+
+    def advance(self, state: tuple[int, int, int], piece: bytes) -> tuple[int, int, int]:
+        pending = state[0]
+        for b in piece:
+            if pending:
+                pending -= 1
+            elif b >= 0xC2:
+                pending = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
+                return (pending, *self._FIRST.get(b, (0x80, 0xBF))) if len(piece) == 1 else (0, 0x80, 0xBF)
+        return (pending, 0x80, 0xBF)

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables (see bench/README.md)."""

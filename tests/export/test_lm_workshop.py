@@ -1,0 +1,127 @@
+"""The workshop's language model, training CLI and export, on tiny configurations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.model_lm import LMConfig, TransformerLM
+from tests.tiny_models import tiny_corpus
+
+TINY = dict(vocab_size=50, block_size=32, n_layer=2, n_head=4, n_embd=32, ffn_hidden=64)
+LAYOUTS = {
+    "seed (post-LN, learned positions, ReLU)": {},
+    "pre-LN, tied": dict(norm_first=True, tie_embeddings=True, bias=False),
+    "llama-style (RMSNorm, RoPE, GQA, SwiGLU)": dict(norm="rms", pos="rope", mlp="swiglu", n_kv_head=2,
+                                                   norm_first=True, tie_embeddings=True, bias=False),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_attention_is_causal(layout: str) -> None:
+    torch.manual_seed(0)
+    model = TransformerLM(LMConfig(**TINY, **LAYOUTS[layout])).eval()
+    x = torch.randint(0, 50, (1, 12))
+    y = x.clone()
+    y[0, 8:] = (y[0, 8:] + 1) % 50  # change only the future
+    with torch.no_grad():
+        a, _ = model(x)
+        b, _ = model(y)
+    torch.testing.assert_close(a[0, :8], b[0, :8])
+    assert not torch.allclose(a[0, 8:], b[0, 8:])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cached_path_equals_training_path(layout: str) -> None:
+    torch.manual_seed(1)
+    model = TransformerLM(LMConfig(**TINY, **LAYOUTS[layout])).eval()
+    x = torch.randint(0, 50, (2, 10))
+    with torch.no_grad():
+        full, _ = model(x)
+        _, past = model.forward_cached(x[:, :6], torch.arange(6).expand(2, 6))
+        step, _ = model.forward_cached(x[:, 6:], torch.arange(6, 10).expand(2, 4), past)
+    torch.testing.assert_close(step, full[:, 6:], atol=1e-5, rtol=1e-4)
+
+
+def test_generate_reads_the_last_position_of_every_row() -> None:
+    # The seed indexed model(out)[-1], the last batch row; each row must get its own continuation.
+    torch.manual_seed(2)
+    model = TransformerLM(LMConfig(**TINY)).eval()
+    prompts = torch.randint(0, 50, (3, 5))
+    together = model.generate(prompts, 6, temperature=0)
+    for i in range(3):
+        alone = model.generate(prompts[i:i + 1], 6, temperature=0)
+        assert torch.equal(together[i], alone[0])
+    no_cache = model.generate(prompts, 6, temperature=0, use_cache=False)
+    assert torch.equal(together, no_cache)
+
+
+def test_seed_configuration() -> None:
+    cfg = LMConfig.seed()
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.ffn_hidden, cfg.vocab_size) == (6, 512, 8, 2048, 10_000)
+    assert not cfg.norm_first and cfg.pos == "learned" and cfg.mlp == "relu"
+
+
+def test_train_cli_checkpoints_and_resumes(tmp_path: Path) -> None:
+    from export.tokenizer_text import train_tokenizer
+    from export.train_lm import load_checkpoint, main, model_from_checkpoint
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text(tiny_corpus(300, 0))
+    (data / "val.txt").write_text(tiny_corpus(30, 1))
+    tok = train_tokenizer((data / "train.txt").read_text(), tmp_path / "tok", vocab_size=300)
+    args = ["--data", str(data), "--tokenizer", str(tok), "--out", str(tmp_path / "run"), "--n-layer", "1",
+            "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "32", "--batch-size", "4",
+            "--warmup", "2", "--eval-every", "3", "--eval-batches", "2", "--seed", "5"]
+    assert main([*args, "--max-steps", "3"]) == 0
+    ck = load_checkpoint(tmp_path / "run" / "ckpt.pt")  # weights_only=True inside
+    assert ck["step"] == 3 and ck["config"]["n_layer"] == 1
+    assert main([*args, "--max-steps", "6", "--resume"]) == 0
+    ck = load_checkpoint(tmp_path / "run" / "ckpt.pt")
+    assert ck["step"] == 6
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["step"] for h in history] == [3, 6]
+    assert all(h["val_ppl"] > 1 for h in history)
+    model = model_from_checkpoint(tmp_path / "run" / "ckpt.pt")
+    assert model.cfg.block_size == 32
+
+
+def test_tokenizer_is_lossless_with_byte_fallback(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    from export.tokenizer_text import train_tokenizer
+
+    path = train_tokenizer(tiny_corpus(200), tmp_path, vocab_size=300)
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    for s in ["  two  spaces ", "new\n\nlines\n", "émoji 😀 and 中文", "\ttab"]:
+        ids = sp.encode(s)
+        assert sp.decode(ids) == s
+        assert sp.unk_id() not in ids
+
+
+def test_dedupe_tied_weights_keeps_outputs(tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from export.export_lm import dedupe_tied_weights, export_onnx
+
+    torch.manual_seed(3)
+    model = TransformerLM(LMConfig(**{**TINY, "vocab_size": 300}, tie_embeddings=True)).eval()
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path)
+    before = path.stat().st_size
+    saved = dedupe_tied_weights(path)
+    assert saved == 300 * 32 * 4 and path.stat().st_size < before
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = np.array([[1, 2, 3]])
+    feed = {"input_ids": ids, "position_ids": np.array([[0, 1, 2]])}
+    for i in range(2):
+        for kv in ("key", "value"):
+            feed[f"past_key_values.{i}.{kv}"] = np.zeros((1, 4, 0, 8), np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids))[0].numpy()
+    np.testing.assert_allclose(sess.run(["logits"], feed)[0], ref, atol=1e-4)

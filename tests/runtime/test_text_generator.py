@@ -1,0 +1,189 @@
+"""TextGenerator on a tiny trained package: parity, cache reuse, decoding, mid-word completion,
+cancellation and context handling."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aigc_studio.core.sampling import SamplingConfig
+from aigc_studio.runtime.package import load_package
+from aigc_studio.runtime.text_generator import TextGenerator
+
+GREEDY = SamplingConfig(strategy="greedy", max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_text_package: Path) -> TextGenerator:
+    return TextGenerator(load_package(tiny_text_package), device="cpu", threads=1, variant="fp32")
+
+
+def test_reports_provider_and_variant(gen: TextGenerator) -> None:
+    assert gen.provider == "CPUExecutionProvider"
+    assert gen.variant == "fp32"
+    assert gen.context_length == 64
+
+
+def test_reference_file_parity_without_torch(gen: TextGenerator, tiny_text_package: Path) -> None:
+    ref = np.load(tiny_text_package / "reference.npz", allow_pickle=False)
+    logits, _ = gen._run(ref["input_ids"], 0, gen._empty_kv())
+    assert np.abs(logits - ref["logits"]).max() <= float(ref["tolerance"][0])
+    gen.reset_cache()
+    tokens = [t for t, _ in gen.generate_tokens(ref["input_ids"][0].tolist(),
+                                                 GREEDY.with_(max_new_tokens=len(ref["greedy"])))]
+    assert tokens == ref["greedy"].tolist()
+
+
+def test_cached_steps_equal_one_full_pass(gen: TextGenerator) -> None:
+    ids = np.asarray([[5, 9, 14, 30, 7, 22, 41, 3, 17, 60]])
+    full, _ = gen._run(ids, 0, gen._empty_kv())
+    kv = gen._empty_kv()
+    steps = []
+    _, kv = gen._run(ids[:, :4], 0, kv)
+    for t in range(4, ids.shape[1]):
+        step, kv = gen._run(ids[:, t:t + 1], t, kv)
+        steps.append(step[0, -1])
+    np.testing.assert_allclose(np.stack(steps), full[0, 4:], atol=1e-4)
+
+
+def test_batch_rows_are_independent(gen: TextGenerator) -> None:
+    ids = np.asarray([[5, 9, 14, 30], [8, 8, 2, 40]])
+    both, _ = gen._run(ids, 0, gen._empty_kv(2))
+    one, _ = gen._run(ids[1:], 0, gen._empty_kv(1))
+    np.testing.assert_allclose(both[1], one[0], atol=1e-5)
+
+
+def test_greedy_is_deterministic_and_learned(gen: TextGenerator) -> None:
+    a = "".join(gen.stream("The quick brown", GREEDY))
+    gen.reset_cache()
+    b = "".join(gen.stream("The quick brown", GREEDY))
+    assert a == b
+    assert a.startswith(" fox")
+
+
+def test_mid_word_prompt_continues_the_word(gen: TextGenerator) -> None:
+    text = "".join(gen.stream("The quick bro", GREEDY))
+    assert text.startswith("wn fox"), text
+    (best, *_) = gen.complete("A stitch in t", SamplingConfig(strategy="beam", num_beams=4, max_new_tokens=6))
+    assert best.text.startswith("ime"), best.text
+
+
+def test_prompt_ending_in_space_gets_a_new_word(gen: TextGenerator) -> None:
+    text = "".join(gen.stream("The quick brown ", GREEDY))
+    assert text.startswith("fox"), text
+
+
+def test_same_seed_same_sample_and_seeds_differ(gen: TextGenerator) -> None:
+    cfg = SamplingConfig(strategy="sample", temperature=1.5, max_new_tokens=16, seed=7)
+    runs = {"".join(gen.stream("She walked", cfg)) for _ in range(2)}
+    assert len(runs) == 1
+    others = {"".join(gen.stream("She walked", cfg.with_(seed=s))) for s in range(8)}
+    assert len(others) > 1
+
+
+def test_sampled_text_is_valid_utf8(gen: TextGenerator) -> None:
+    cfg = SamplingConfig(strategy="sample", temperature=5.0, max_new_tokens=40)
+    for seed in range(5):
+        tokens: list[int] = []
+        text = "".join(gen._sample_stream("x", cfg.with_(seed=seed), None, 0, tokens))
+        raw = b"".join(gen.tokenizer.token_bytes(t) for t in tokens)
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)  # strict; the end may be unfinished
+        assert "\ufffd" not in text
+
+
+def test_kv_cache_prefix_is_reused_and_results_unchanged(gen: TextGenerator, tiny_text_package: Path) -> None:
+    prompt = "She walked to the window and looked at the garden. The quick"
+    gen.reset_cache()
+    first = "".join(gen.stream(prompt, GREEDY))
+    assert gen.last_stats.reused_tokens == 0
+    second = "".join(gen.stream(prompt + " brown", GREEDY))
+    assert gen.last_stats.reused_tokens >= gen.last_stats.prompt_tokens - 3
+    fresh = TextGenerator(load_package(tiny_text_package), device="cpu", variant="fp32")
+    assert "".join(fresh.stream(prompt + " brown", GREEDY)) == second
+    assert first
+
+
+def test_long_prompt_uses_the_last_tokens(gen: TextGenerator) -> None:
+    prompt = "A stitch in time saves nine. " * 60 + "The quick brown"
+    assert len(gen.tokenizer.encode(prompt)) > 3 * gen.context_length
+    text = "".join(gen.stream(prompt, GREEDY))
+    assert gen.last_stats.prompt_tokens <= gen.context_length - GREEDY.max_new_tokens
+    assert text.startswith(" fox")
+
+
+def test_generation_stops_at_the_context_end(gen: TextGenerator) -> None:
+    out = list(gen.generate_tokens([5] * 60, SamplingConfig(max_new_tokens=50)))
+    assert len(out) == gen.context_length - 60
+
+
+def test_cancel_stops_within_one_token(gen: TextGenerator) -> None:
+    seen: list[str] = []
+    cfg = SamplingConfig(strategy="sample", max_new_tokens=30, seed=1)
+    at_cancel: list[int] = []
+
+    def cancel() -> bool:
+        if seen and not at_cancel:
+            at_cancel.append(gen.last_stats.new_tokens)
+        return bool(seen)
+
+    for piece in gen.stream("The quick", cfg, cancel):
+        seen.append(piece)
+    assert len(seen) == 1
+    assert gen.last_stats.new_tokens == at_cancel[0]  # no model step after the cancel
+
+
+def test_terminate_from_outside_cancels(gen: TextGenerator) -> None:
+    gen.terminate()  # a stale flag must not affect the next request
+    assert "".join(gen.stream("The quick brown", GREEDY)).startswith(" fox")
+    pieces = []
+    for piece in gen.stream("The quick brown", GREEDY.with_(max_new_tokens=30)):
+        pieces.append(piece)
+        gen.terminate()
+    assert len(pieces) == 1
+
+
+def test_stop_at_sentence_and_newline(gen: TextGenerator) -> None:
+    text = "".join(gen.stream("A stitch in time", GREEDY.with_(max_new_tokens=30, stop="sentence")))
+    assert text == " saves nine.", text
+    text = "".join(gen.stream("A stitch in time saves nine.", GREEDY.with_(max_new_tokens=30, stop="newline")))
+    assert "\n" not in text
+
+
+def test_beam_n_best_is_sorted_and_distinct(gen: TextGenerator) -> None:
+    cfg = SamplingConfig(strategy="beam", num_beams=5, num_return=4, max_new_tokens=6)
+    results = gen.complete("She walked to the", cfg)
+    assert 2 <= len(results) <= 4
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert len({r.text for r in results}) == len(results)
+    assert results[0].text.startswith(" window")
+
+
+def test_several_samples_as_alternatives(gen: TextGenerator) -> None:
+    cfg = SamplingConfig(strategy="sample", temperature=2.0, num_return=4, max_new_tokens=6, seed=3)
+    results = gen.complete("The", cfg)
+    assert 1 < len(results) <= 4
+    assert len({r.text for r in results}) == len(results)
+
+
+def test_perplexity_score_matches_manual_sum(gen: TextGenerator) -> None:
+    ids = gen.tokenizer.encode("The quick brown fox jumps over the lazy dog. " * 6)
+    total = gen.score(ids)
+    logits, _ = gen._run(np.asarray([ids[:64]]), 0, gen._empty_kv())
+    lg = logits[0].astype(np.float64)
+    lse = np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1)) + lg.max(-1)
+    manual = sum(lse[t - 1] - lg[t - 1, ids[t]] for t in range(1, 64))
+    if len(ids) <= 64:
+        assert total == pytest.approx(manual, rel=1e-6)
+    else:
+        assert total > manual
+    assert np.exp(total / (len(ids) - 1)) < 10  # the tiny model learned these phrases
+
+
+def test_int8_variant_agrees_with_fp32(tiny_text_package: Path, gen: TextGenerator) -> None:
+    q = TextGenerator(load_package(tiny_text_package), device="cpu", variant="int8")
+    prompt = "The quick brown"
+    assert "".join(q.stream(prompt, GREEDY))[:4] == "".join(gen.stream(prompt, GREEDY))[:4]

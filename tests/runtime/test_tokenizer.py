@@ -1,0 +1,52 @@
+"""The SentencePiece tokenizer round-trips any Unicode text and exposes token bytes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from aigc_studio.runtime.package import load_package
+from aigc_studio.runtime.tokenizer import PrefixIndex, load_tokenizer, utf8_pending
+
+RANGES = [(0x20, 0x7E), (0x09, 0x0A), (0xA0, 0x17F), (0x370, 0x3FF), (0x4E00, 0x4FFF), (0x1F300, 0x1F64F),
+          (0x2000, 0x206F), (0x0, 0x1F), (0x10000, 0x10FFF)]
+
+
+def random_text(rng: random.Random, n: int) -> str:
+    out = []
+    for _ in range(n):
+        lo, hi = rng.choice(RANGES)
+        out.append(chr(rng.randint(lo, hi)))
+    return "".join(out)
+
+
+def test_round_trip_on_random_unicode(tiny_text_package: Path) -> None:
+    tok = load_tokenizer(load_package(tiny_text_package))
+    rng = random.Random(0)
+    for _ in range(200):
+        s = random_text(rng, rng.randint(0, 40))
+        ids = tok.encode(s)
+        assert tok.decode(ids) == s
+        assert b"".join(tok.token_bytes(i) for i in ids) == s.encode("utf-8")
+    for s in ["  leading spaces", "trailing  ", "\n\nparagraphs\n", "tab\there", "“curly” café 😀 中文 12345"]:
+        assert tok.decode(tok.encode(s)) == s
+
+
+def test_prefix_index_allows_only_compatible_tokens(tiny_text_package: Path) -> None:
+    tok = load_tokenizer(load_package(tiny_text_package))
+    index = PrefixIndex(tok)
+    mask = index.allowed(b" qu")
+    assert mask.any()
+    for i in mask.nonzero()[0]:
+        b = tok.token_bytes(int(i))
+        assert b.startswith(b" qu") or b" qu".startswith(b)
+    allowed_none = ~mask
+    assert not any(tok.token_bytes(int(i)).startswith(b" qu") for i in allowed_none.nonzero()[0])
+
+
+def test_utf8_pending() -> None:
+    assert utf8_pending(b"abc") == 0
+    assert utf8_pending("é".encode()[:1]) == 1
+    assert utf8_pending("中".encode()[:1]) == 2
+    assert utf8_pending("中".encode()[:2]) == 1
+    assert utf8_pending("😀".encode()) == 0
