@@ -153,7 +153,7 @@ class _GraphSteps:
     configuration has a 10,000-token vocabulary and no tokenizer). It borrows `TextGenerator._run` and
     `_empty_kv` themselves, so the benchmark times the app's code, not a copy of it."""
 
-    def __init__(self, session_info, cfg) -> None:
+    def __init__(self, session_info, cfg, kv_cache: str) -> None:
         from aigc_studio.runtime.text_generator import TextGenerator
 
         self._impl = TextGenerator
@@ -164,6 +164,8 @@ class _GraphSteps:
         self._session = session_info.session
         self._run_options = None
         self._terminate = threading.Event()
+        self._kv_layout = kv_cache
+        self._past_names = [f"past_key_values.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
 
     def _run(self, ids, start, kv):
         return self._impl._run(self, ids, start, kv)
@@ -171,9 +173,13 @@ class _GraphSteps:
     def _empty_kv(self, batch: int = 1):
         return self._impl._empty_kv(self, batch)
 
+    def _grown(self, kv, need: int):
+        return self._impl._grown(self, kv, need)
 
-def seed_model(workdir: Path) -> Model:
-    """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir`."""
+
+def seed_model(workdir: Path, kv_cache: str = "buffer") -> Model:
+    """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir` with the KV-cache
+    layout `kv_cache` ("buffer", what the exporter writes, or the older "concat")."""
     import torch
 
     from aigc_studio.runtime.package import ModelPackage
@@ -185,7 +191,7 @@ def seed_model(workdir: Path) -> Model:
     torch.manual_seed(0)
     model = TransformerLM(cfg).eval()
     t0 = time.perf_counter()
-    export_onnx(model, workdir / "model.onnx")
+    export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
     quantize_int8(workdir / "model.onnx", workdir / "model.int8.onnx")
     inputs, outputs = io_names(cfg.n_layer)
     # An in-memory package description, so that the session comes from the app's own create_session.
@@ -193,15 +199,16 @@ def seed_model(workdir: Path) -> Model:
         "name": "seed", "kind": "text-lm",
         "files": {"model.onnx": {}, "model.int8.onnx": {}},
         "graphs": {"variants": {"fp32": "model.onnx", "int8": "model.int8.onnx"}, "default": "int8",
-                   "inputs": inputs, "outputs": outputs}})
+                   "inputs": inputs, "outputs": outputs, "kv_cache": kv_cache}})
 
     def runner(variant: str, threads: int) -> _GraphSteps:
-        return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant), cfg)
+        return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant), cfg,
+                           kv_cache)
 
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(workdir.glob("*.onnx")))
     params = model.num_params() / 1e6
     return Model(name="seed", description=f"LMConfig.seed(): {_describe(cfg)}, {params:.1f}M parameters, "
-                 "random weights", torch_model=model, vocab_size=cfg.vocab_size,
+                 f"random weights, KV cache layout '{kv_cache}'", torch_model=model, vocab_size=cfg.vocab_size,
                  block_size=cfg.block_size, make_runner=runner, variants=("fp32", "int8"),
                  notes=[f"exported and quantised in {time.perf_counter() - t0:.1f} s ({sizes})"])
 
@@ -350,11 +357,13 @@ def run_model(m: Model, s: Settings, rng: np.random.Generator, log) -> list[Cell
 
 def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -> list[dict]:
     """Where the context-dependent part of an int8 step goes: one step after a past of P tokens against
-    one step after no past, and the time numpy needs to copy a KV cache of that size once (the graph's
-    Concat of past and new keys/values copies the whole cache every step)."""
+    one step after no past, and the time numpy needs to copy a KV cache of that size once (a graph with
+    the "concat" layout copies the whole cache every step; the "buffer" layout writes one slot)."""
+    from aigc_studio.runtime.text_generator import KVCache
+
     runner = m.make_runner("int8", threads)
     tok = np.asarray([[5]], dtype=np.int64)
-    shape = runner._empty_kv()[0].shape
+    shape = runner._empty_kv().arrays[0].shape
 
     def med(fn) -> float:
         fn()
@@ -368,13 +377,16 @@ def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -
     rows = []
     base = med(lambda: runner._run(tok, 0, runner._empty_kv()))
     for P in contexts:
-        kv = [np.random.default_rng(i).standard_normal((shape[0], shape[1], P, shape[3]), dtype=np.float32)
-              for i in range(2 * runner.n_layer)]
+        arrays = [np.random.default_rng(i).standard_normal((shape[0], shape[1], P, shape[3]), dtype=np.float32)
+                  for i in range(2 * runner.n_layer)]
+        kv = KVCache(arrays, P)
+        if runner._kv_layout == "buffer":
+            kv = runner._grown(kv, P + 1)  # once, as the app's buffer has room for the next token
         new = np.zeros((shape[0], shape[1], 1, shape[3]), dtype=np.float32)
         step = med(lambda: runner._run(tok, P, kv))
-        copy = med(lambda: [np.concatenate([a, new], axis=2) for a in kv])
+        copy = med(lambda: [np.concatenate([a, new], axis=2) for a in arrays])
         rows.append({"past": P, "step_ms": step, "step_no_past_ms": base, "context_ms": step - base,
-                     "kv_mb": sum(a.nbytes for a in kv) / 1e6, "kv_copy_ms": copy})
+                     "kv_mb": sum(a.nbytes for a in arrays) / 1e6, "kv_copy_ms": copy})
     return rows
 
 
@@ -494,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens", type=int, help="tokens generated per repetition (default 16, quick 8)")
     ap.add_argument("--reps", type=int, help="repetitions per cell after the warm-up (default 3, quick 1)")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the KV-cache cost breakdown")
+    ap.add_argument("--kv-cache", default="buffer", choices=("buffer", "concat"),
+                    help="KV-cache layout of the seed's exported graph (default buffer, what export_lm writes)")
     ap.add_argument("--json", type=Path, help="also write the machine, settings and results here")
     args = ap.parse_args(argv)
 
@@ -523,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if spec == "seed":
                     log("exporting the seed configuration (random weights) to ONNX fp32 and int8 ...")
-                    m = seed_model(Path(tmp))
+                    m = seed_model(Path(tmp), args.kv_cache)
                 else:
                     m = package_model(spec)
             except Exception as exc:  # an absent package is a note, not a failure of the benchmark

@@ -6,7 +6,9 @@
 
 1. Export the decoder with a KV cache to ONNX (standard opset, the explicit-attention reference path):
    `input_ids`, `position_ids`, `past_key_values.{i}.key/value` in; `logits`, `present.{i}.key/value`
-   out; dynamic batch, sequence and past lengths.
+   out; dynamic batch, sequence and past lengths. The cache layout is "buffer" (see KV_CACHE_LAYOUTS): the
+   past is a fixed-capacity buffer that the runtime fills in place and `present` holds only the new
+   tokens, so a decode step does not copy the cache. `kv_cache="concat"` writes the older layout.
 2. Quantise a copy to int8 with onnxruntime's dynamic quantisation.
 3. Validate both through `aigc_studio.runtime` (the code the app uses): output names, dynamic axes,
    logits within a stated tolerance of PyTorch's for several prompt lengths and past lengths, greedy
@@ -38,18 +40,28 @@ from export.train_lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
+KV_CACHE_LAYOUTS = {  # manifest graphs.kv_cache -> its meaning (also written to the manifest)
+    "buffer": "past_key_values.* are buffers (batch, kv_heads, capacity, head_dim) whose first "
+              "position_ids[:, 0] slots hold the past (later slots are ignored); present.* hold only the "
+              "new tokens' keys/values (batch, kv_heads, sequence, head_dim), to be stored at those positions",
+    "concat": "present.* = past_key_values.* followed by the new tokens' keys/values",
+}
 
 
 class _CachedDecoder(torch.nn.Module):
-    """Flat-argument wrapper of `forward_cached` for the exporter."""
+    """Flat-argument wrapper of `forward_buffered` ("buffer") or `forward_cached` ("concat")."""
 
-    def __init__(self, model: TransformerLM) -> None:
+    def __init__(self, model: TransformerLM, kv_cache: str = "buffer") -> None:
         super().__init__()
         self.model = model
+        self.kv_cache = kv_cache
 
     def forward(self, input_ids, position_ids, *past_flat):
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, presents = self.model.forward_cached(input_ids, position_ids, past)
+        if self.kv_cache == "buffer":
+            logits, presents = self.model.forward_buffered(input_ids, position_ids, past)
+        else:
+            logits, presents = self.model.forward_cached(input_ids, position_ids, past)
         return (logits, *[t for kv in presents for t in kv])
 
 
@@ -62,23 +74,26 @@ def io_names(n_layer: int) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def export_onnx(model: TransformerLM, path: Path, opset: int = 17) -> None:
+def export_onnx(model: TransformerLM, path: Path, opset: int = 17, kv_cache: str = "buffer") -> None:
+    if kv_cache not in KV_CACHE_LAYOUTS:
+        raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_LAYOUTS)}, not {kv_cache!r}")
     cfg = model.cfg
     B, T, P = 1, 3, 2
+    S = P + 5 if kv_cache == "buffer" else P  # a buffer with spare slots, so capacity is a free axis
     ids = torch.randint(0, cfg.vocab_size, (B, T))
     pos = torch.arange(P, P + T).unsqueeze(0)
-    past = [torch.randn(B, cfg.kv_heads, P, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
+    past = [torch.randn(B, cfg.kv_heads, S, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
     inputs, outputs = io_names(cfg.n_layer)
     axes: dict[str, dict[int, str]] = {"input_ids": {0: "batch", 1: "sequence"},
                                        "position_ids": {0: "batch", 1: "sequence"},
                                        "logits": {0: "batch", 1: "sequence"}}
     for name in inputs[2:]:
-        axes[name] = {0: "batch", 2: "past_sequence"}
+        axes[name] = {0: "batch", 2: "past_capacity" if kv_cache == "buffer" else "past_sequence"}
     for name in outputs[1:]:
-        axes[name] = {0: "batch", 2: "total_sequence"}
+        axes[name] = {0: "batch", 2: "sequence" if kv_cache == "buffer" else "total_sequence"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_CachedDecoder(model).eval(), (ids, pos, *past), str(path), dynamo=False,
+        torch.onnx.export(_CachedDecoder(model, kv_cache).eval(), (ids, pos, *past), str(path), dynamo=False,
                           input_names=inputs, output_names=outputs, dynamic_axes=axes,
                           opset_version=opset, do_constant_folding=True)
 
@@ -123,7 +138,7 @@ def quantize_int8(src: Path, dst: Path) -> None:
 
 
 def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants: dict[str, str],
-                  extra: dict[str, Any]) -> dict[str, Any]:
+                  extra: dict[str, Any], kv_cache: str = "buffer") -> dict[str, Any]:
     import sentencepiece as spm
 
     cfg = model.cfg
@@ -137,7 +152,8 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
         "tokens": {"pad": 0, "unk": 1, "bos": 2, "eos": 3},
         "tokenizer": {"type": "sentencepiece", "file": tokenizer_file},
         "graphs": {"variants": variants, "default": "int8" if "int8" in variants else "fp32",
-                   "inputs": inputs, "outputs": outputs, "opset": 17},
+                   "inputs": inputs, "outputs": outputs, "opset": 17,
+                   "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache]},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,
                                    repetition_penalty=1.1).to_dict(),
         "reference": "reference.npz",
@@ -173,15 +189,18 @@ def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str
     rng = np.random.default_rng(0)
     V, ctx = model.cfg.vocab_size, model.cfg.block_size
     for T in sorted({1, 7, min(64, ctx - 8), min(200, ctx - 8)}):
-        for P in (0, 5):
+        for P in (0, 5, ctx // 2):
+            if P + T > ctx:
+                continue
             ids = rng.integers(4, V, size=(2, P + T))
             ref, _ = model(torch.from_numpy(ids))
             kv = gen._empty_kv(2)
             if P:
                 _, kv = gen._run(ids[:, :P], 0, kv)
-            got, present = gen._run(ids[:, P:], P, kv)
+            got, kv = gen._run(ids[:, P:], P, kv)
             assert got.shape == (2, T, V), got.shape
-            assert present[0].shape == (2, model.cfg.kv_heads, P + T, model.cfg.head_dim)
+            assert kv.length == P + T
+            assert kv.valid()[0].shape == (2, model.cfg.kv_heads, P + T, model.cfg.head_dim)
             diff = np.abs(got - ref[:, P:].numpy())
             max_diff = max(max_diff, float(diff.max()))
             agree += int((got.argmax(-1) == ref[:, P:].numpy().argmax(-1)).sum())
@@ -219,8 +238,10 @@ def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str
 def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: str, description: str = "",
                    licence: str = "unspecified", sources: Any = (), training: dict | None = None,
                    val_text: str = "The end.", variants: Sequence[str] = ("fp32", "int8"),
-                   prompts: Sequence[str] | None = None, verbose: bool = True) -> dict[str, Any]:
+                   prompts: Sequence[str] | None = None, verbose: bool = True,
+                   kv_cache: str = "buffer") -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
+    `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or int8 agrees too little."""
     import sentencepiece as spm
 
@@ -231,7 +252,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / name
         stage.mkdir()
-        export_onnx(model, stage / "model.onnx")
+        export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
         quantize_int8(stage / "model.onnx", stage / "model.int8.onnx")
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
@@ -249,7 +270,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         extra = {"description": description, "licence": licence, "sources": sources,
                  "training": training or {}}
         write_package(stage, text_manifest(model, name, "tokenizer.model",
-                                           {"fp32": "model.onnx", "int8": "model.int8.onnx"}, extra))
+                                           {"fp32": "model.onnx", "int8": "model.int8.onnx"}, extra, kv_cache))
         reports = {}
         for variant in ("fp32", "int8"):
             rep = validate(stage, model, variant, prompts, val_ids)
@@ -278,7 +299,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         validation["tolerance"] = {"fp32_max_abs_logit_diff": FP32_TOL,
                                    "int8_min_top1_agreement": INT8_MIN_AGREE}
         write_package(stage, text_manifest(model, name, "tokenizer.model", files,
-                                           {**extra, "validation": validation}))
+                                           {**extra, "validation": validation}, kv_cache))
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(stage, out)

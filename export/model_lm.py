@@ -9,8 +9,12 @@ grouped-query attention, SwiGLU, tied embeddings) is another (`norm="rms", pos="
 
 Two forward paths share the weights:
 - `forward(idx)` for training: fused scaled-dot-product attention with a causal flag.
-- `forward_cached(input_ids, position_ids, past)` for export and generation: plain matmul/softmax
+- `forward_cached(input_ids, position_ids, past)` for generation in PyTorch: plain matmul/softmax
   attention (standard ONNX ops only) over the concatenation of the past keys/values and the new ones.
+- `forward_buffered(input_ids, position_ids, buffers)` for export: the same attention, but the past is a
+  fixed-capacity buffer (B, H_kv, capacity, D) whose first `position_ids[:, 0]` slots are valid, and only
+  the new tokens' keys/values are returned. The caller writes them into its buffer in place, so a decode
+  step no longer copies the whole cache (a Concat of past and new rewrites it every token).
 """
 
 from __future__ import annotations
@@ -117,13 +121,16 @@ class Attention(nn.Module):
         return x[:, :, None].expand(B, H, rep, T, D).reshape(B, H * rep, T, D)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                past: KV | None = None, reference: bool = False) -> tuple[torch.Tensor, KV]:
+                past: KV | None = None, reference: bool = False,
+                past_len: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
         B, T, C = x.shape
         q = self._split(self.q(x), self.cfg.n_head)       # (B, H, T, D)
         k = self._split(self.k(x), self.cfg.kv_heads)     # (B, Hkv, T, D)
         v = self._split(self.v(x), self.cfg.kv_heads)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if past_len is not None:
+            return self._buffered(q, k, v, past, past_len), (k, v)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)            # (B, Hkv, P+T, D)
             v = torch.cat([past[1], v], dim=2)
@@ -143,6 +150,31 @@ class Attention(nn.Module):
                                                dropout_p=self.cfg.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.drop(self.o(y)), present
+
+
+    def _buffered(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, buf: KV,
+                  past_len: torch.Tensor) -> torch.Tensor:
+        """Attention of the new queries over a past buffer (B, Hkv, S, D) whose slots >= past_len (B,)
+        are masked, plus causal attention over the new keys; one softmax over both parts.
+        The buffer is only ever a MatMul operand as it is: no Transpose of it and no repeat of its heads
+        (either would copy the whole cache every step). Query heads are grouped by their KV head instead."""
+        B, H, T, D = q.shape
+        pk, pv = buf                                                   # (B, Hkv, S, D)
+        Hkv, S = pk.shape[1], pk.shape[2]
+        scale = 1.0 / math.sqrt(self.cfg.head_dim)
+        qg = q.reshape(B, Hkv, (H // Hkv) * T, D)                      # query heads j*rep..j*rep+rep-1 -> kv head j
+        s_past = (pk @ qg.transpose(-2, -1)).transpose(-2, -1)        # (B, Hkv, rep*T, S)
+        s_past = s_past.reshape(B, H, T, S) * scale
+        slot = torch.arange(S, device=q.device).view(1, 1, 1, -1)
+        s_past = s_past.masked_fill(slot >= past_len.view(B, 1, 1, 1), float("-inf"))
+        kr, vr = self._repeat_kv(k), self._repeat_kv(v)               # (B, H, T, D): new tokens only
+        s_new = (q @ kr.transpose(-2, -1)) * scale                    # (B, H, T, T)
+        future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+        s_new = s_new.masked_fill(future, float("-inf"))
+        att = torch.cat([s_past, s_new], dim=-1).softmax(dim=-1)     # (B, H, T, S+T)
+        y_past = att[..., :S].reshape(B, Hkv, (H // Hkv) * T, S) @ pv  # (B, Hkv, rep*T, D)
+        y = y_past.reshape(B, H, T, D) + att[..., S:] @ vr            # (B, H, T, D)
+        return self.drop(self.o(y.transpose(1, 2).reshape(B, T, H * D)))
 
 
 class MLP(nn.Module):
@@ -172,14 +204,14 @@ class Block(nn.Module):
         self.ln1, self.attn = make_norm(cfg), Attention(cfg)
         self.ln2, self.mlp = make_norm(cfg), MLP(cfg)
 
-    def forward(self, x: torch.Tensor, rope, past: KV | None = None,
-                reference: bool = False) -> tuple[torch.Tensor, KV]:
+    def forward(self, x: torch.Tensor, rope, past: KV | None = None, reference: bool = False,
+                past_len: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
         if self.norm_first:  # pre-LN: x + f(norm(x))
-            a, present = self.attn(self.ln1(x), rope, past, reference)
+            a, present = self.attn(self.ln1(x), rope, past, reference, past_len)
             x = x + a
             x = x + self.mlp(self.ln2(x))
         else:                # post-LN (the seed, as nn.TransformerEncoderLayer): norm(x + f(x))
-            a, present = self.attn(x, rope, past, reference)
+            a, present = self.attn(x, rope, past, reference, past_len)
             x = self.ln1(x + a)
             x = self.ln2(x + self.mlp(x))
         return x, present
@@ -255,6 +287,19 @@ class TransformerLM(nn.Module):
             x, present = block(x, rope, None if past is None else past[i], reference=True)
             presents.append(present)
         return self.lm_head(self.ln_f(x)), presents
+
+    def forward_buffered(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                         buffers: list[KV]) -> tuple[torch.Tensor, list[KV]]:
+        """Export path: new tokens (B, T) at positions (B, T); `buffers` per layer (B, H_kv, S, D) of which
+        the first position_ids[:, 0] slots hold the past -> logits (B, T, V) and the new keys/values
+        (B, H_kv, T, D) per layer (the caller stores them at slots P..P+T-1)."""
+        x, rope = self._embed(input_ids, position_ids)
+        past_len = position_ids[:, 0]                               # (B,)
+        news: list[KV] = []
+        for i, block in enumerate(self.blocks):
+            x, new = block(x, rope, buffers[i], past_len=past_len)
+            news.append(new)
+        return self.lm_head(self.ln_f(x)), news
 
     def empty_past(self, batch: int = 1) -> list[KV]:
         shape = (batch, self.cfg.kv_heads, 0, self.cfg.head_dim)

@@ -59,6 +59,10 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     opts.intra_op_num_threads = max(0, int(threads))
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # Idle intra-op threads sleep instead of spinning: with another busy process (a training run, the
+    # GUI) spinning threads steal its core: a 2-thread int8 step took 1.9 ms without spinning and 4.1 ms
+    # with it on a machine with one busy core (bench/text_decode.py, seed config).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, ... for a bad graph

@@ -2,7 +2,11 @@
 
 The decoder graph (written by export/export_lm.py) takes `input_ids`, `position_ids` and
 `past_key_values.{i}.key/value` and returns `logits` and `present.{i}.key/value`; every shape and id comes
-from the package manifest.
+from the package manifest, and so does the cache layout (`graphs.kv_cache`):
+- "buffer": the past tensors are a fixed-capacity buffer (B, H_kv, capacity, D) whose first
+  `position_ids[0, 0]` slots are valid; `present` holds only the new tokens' keys/values, which the runtime
+  writes into its buffer in place (grown in buckets of 64 slots). A step costs no copy of the cache.
+- "concat" (packages without the field): `present` is the past and the new keys/values concatenated.
 
 Two things make it fit for completion as the user types:
 - The generator keeps the KV cache of the last call and reuses the longest common token prefix on the
@@ -55,10 +59,45 @@ class GenerationStats:
     total_s: float = 0.0
 
 
+KV_LAYOUTS = ("concat", "buffer")
+KV_BUCKET = 64  # a "buffer" cache grows by this many slots, so growing (one copy) is rare
+
+
+@dataclass
+class KVCache:
+    """The keys/values of `length` tokens for a batch: per layer key, value arrays (B, Hkv, capacity, D)
+    whose first `length` slots are valid. In the "concat" layout capacity == length (the graph returns
+    whole arrays); in the "buffer" layout the runtime writes new slots in place."""
+
+    arrays: list[np.ndarray]
+    length: int
+
+    @property
+    def batch(self) -> int:
+        return self.arrays[0].shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return self.arrays[0].shape[2]
+
+    def valid(self) -> list[np.ndarray]:
+        """The valid part of every array (views), (B, Hkv, length, D)."""
+        return [a[:, :, :self.length] for a in self.arrays]
+
+    def truncated(self, n: int) -> "KVCache":
+        """The first n tokens, sharing memory: a later write after slot n may overwrite this cache's tail."""
+        return KVCache(self.arrays, min(n, self.length))
+
+    def reordered(self, rows: np.ndarray | Sequence[int]) -> "KVCache":
+        """A copy with batch rows picked by `rows` (beam search's parents); batch 1 is repeated."""
+        rows = np.asarray(rows, dtype=np.intp)
+        return KVCache([a[rows] for a in self.arrays], self.length)
+
+
 @dataclass
 class _Cache:
     ids: list[int] = field(default_factory=list)
-    kv: list[np.ndarray] = field(default_factory=list)  # per layer key, value: (1, Hkv, T, D)
+    kv: KVCache | None = None  # batch 1
     last_logits: np.ndarray | None = None
 
 
@@ -97,6 +136,11 @@ class TextGenerator:
             raise PackageError(f"{package.path}: tokenizer has {self.tokenizer.vocab_size} tokens, "
                                f"the manifest says {cfg['vocab_size']}")
         self._io = m["graphs"]
+        self._kv_layout = self._io.get("kv_cache", "concat")
+        if self._kv_layout not in KV_LAYOUTS:
+            raise PackageError(f"{package.path}: manifest graphs.kv_cache is {self._kv_layout!r}; this "
+                               f"version reads {' or '.join(KV_LAYOUTS)}")
+        self._past_names = [f"past_key_values.{i}.{w}" for i in range(self.n_layer) for w in ("key", "value")]
         self.session_info: SessionInfo = create_session(package, device=device, threads=threads,
                                                         variant=variant)
         self._session = self.session_info.session
@@ -114,20 +158,47 @@ class TextGenerator:
 
     # ------------------------------------------------------------------ model steps
 
-    def _empty_kv(self, batch: int = 1) -> list[np.ndarray]:
+    def _empty_kv(self, batch: int = 1) -> KVCache:
         shape = (batch, self.kv_heads, 0, self.head_dim)
-        return [np.zeros(shape, dtype=np.float32) for _ in range(2 * self.n_layer)]
+        return KVCache([np.zeros(shape, dtype=np.float32) for _ in range(2 * self.n_layer)], 0)
 
-    def _run(self, ids: np.ndarray, start: int, kv: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Feed `ids` (B, T) at positions start..start+T-1 after `kv`; return logits (B, T, V), presents."""
+    def _grown(self, kv: KVCache, need: int) -> KVCache:
+        """`kv` with room for `need` tokens: the same arrays when they have it, else copies into new
+        buffers of a whole number of buckets (zeros: masked slots must hold finite values)."""
+        if kv.capacity >= need:
+            return kv
+        cap = -(-need // KV_BUCKET) * KV_BUCKET
+        B, H, _, D = kv.arrays[0].shape
+        arrays = []
+        for a in kv.arrays:
+            b = np.zeros((B, H, cap, D), dtype=np.float32)
+            b[:, :, :kv.length] = a[:, :, :kv.length]
+            arrays.append(b)
+        return KVCache(arrays, kv.length)
+
+    def _run(self, ids: np.ndarray, start: int, kv: KVCache) -> tuple[np.ndarray, KVCache]:
+        """Feed `ids` (B, T) at positions start..start+T-1 after `kv` (which holds `start` tokens);
+        return logits (B, T, V) and the cache of start+T tokens. In the "buffer" layout the returned
+        cache shares (or grows) `kv`'s arrays: slots from `start` on are overwritten."""
         import onnxruntime as ort
 
         B, T = ids.shape
-        feed = {"input_ids": ids.astype(np.int64),
-                "position_ids": np.broadcast_to(np.arange(start, start + T, dtype=np.int64), (B, T)).copy()}
-        for i in range(self.n_layer):
-            feed[f"past_key_values.{i}.key"] = kv[2 * i]
-            feed[f"past_key_values.{i}.value"] = kv[2 * i + 1]
+        if kv.length != start or kv.batch != B:
+            raise ValueError(f"KV cache of {kv.length} tokens x batch {kv.batch} does not fit a step at "
+                             f"position {start} with batch {B}")
+        buffered = self._kv_layout == "buffer"
+        if buffered:
+            kv = self._grown(kv, start + T)
+            # A step attends over the whole buffer (its free slots are masked: at most a bucket of
+            # waste, and no copy). A prompt gets just the valid part: masked slots would cost it
+            # T x capacity attention scores, far more than copying the past once.
+            past = kv.arrays if T == 1 else kv.valid()
+        else:
+            past = kv.valid()
+        feed = dict(zip(self._past_names, past))
+        feed["input_ids"] = ids.astype(np.int64, copy=False)
+        pos = np.arange(start, start + T, dtype=np.int64)
+        feed["position_ids"] = pos[None] if B == 1 else np.ascontiguousarray(np.broadcast_to(pos, (B, T)))
         opts = ort.RunOptions()
         self._run_options = opts
         if self._terminate.is_set():
@@ -140,7 +211,11 @@ class TextGenerator:
             raise RuntimeError(f"{self.name}: model run failed: {exc}") from exc
         finally:
             self._run_options = None
-        return out[0], out[1:]
+        if not buffered:
+            return out[0], KVCache(out[1:], start + T)
+        for a, new in zip(kv.arrays, out[1:]):
+            a[:, :, start:start + T] = new
+        return out[0], KVCache(kv.arrays, start + T)
 
     def terminate(self) -> None:
         """Abort the running model call and the current request (thread-safe)."""
@@ -185,7 +260,7 @@ class TextGenerator:
             ids = [int(self.eos_id)]  # an empty prompt starts after an end-of-text token
         return ids, rest
 
-    def _prefill(self, ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _prefill(self, ids: list[int]) -> tuple[np.ndarray, KVCache]:
         """Logits after `ids` (V,) and the KV cache for them (batch 1), reusing the cached prefix."""
         cache = self._cache
         common = 0
@@ -196,8 +271,8 @@ class TextGenerator:
             self.last_stats.reused_tokens = common
             return cache.last_logits, cache.kv
         common = min(common, len(ids) - 1)  # at least one token is fed to get logits
-        if common > 0 and cache.kv:
-            kv = [a[:, :, :common] for a in cache.kv]
+        if common > 0 and cache.kv is not None:
+            kv = cache.kv.truncated(common)  # shares the buffer: the run below overwrites its tail
         else:
             common = 0
             kv = self._empty_kv()
@@ -350,7 +425,7 @@ class TextGenerator:
 
         def step(parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
             self._check(cancel)
-            kv = [a[parents] if a.shape[0] > 1 else np.repeat(a, len(parents), axis=0) for a in state["kv"]]
+            kv = state["kv"].reordered(parents)  # a copy: the prompt's cache (kv0) stays intact
             logits, kv = self._run(tokens.reshape(-1, 1), state["pos"], kv)
             if state["pos"] == len(ids):
                 self.last_stats.ttft_s = time.perf_counter() - t0
@@ -387,7 +462,7 @@ class TextGenerator:
             pass
         finally:
             # Beams reorder the cache; keep only the prompt's part for the next request.
-            self._cache = _Cache(ids=list(ids), kv=[a[:1, :, :len(ids)] for a in kv0], last_logits=logits)
+            self._cache = _Cache(ids=list(ids), kv=kv0.truncated(len(ids)), last_logits=logits)
             self.last_stats.total_s = time.perf_counter() - t0
         results, seen = [], set()
         for h in hyps:

@@ -125,3 +125,58 @@ def test_dedupe_tied_weights_keeps_outputs(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = model(torch.from_numpy(ids))[0].numpy()
     np.testing.assert_allclose(sess.run(["logits"], feed)[0], ref, atol=1e-4)
+
+
+def test_runtime_reads_both_kv_cache_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exporter writes the "buffer" layout; packages with the older "concat" layout (no
+    graphs.kv_cache in the manifest) still load and give the same logits, tokens and beams."""
+    import numpy as np
+
+    from aigc_studio.core.sampling import SamplingConfig
+    from aigc_studio.runtime.package import load_package, write_package
+    from aigc_studio.runtime.text_generator import TextGenerator
+    from export.export_lm import export_package
+    from export.tokenizer_text import train_tokenizer
+
+    import export.export_lm as ex
+
+    def validate(*args, **kwargs):
+        # An untrained model emits byte tokens that the runtime's UTF-8 guard (rightly) refuses, so its
+        # greedy text differs from PyTorch's unconstrained argmax; the logit checks still apply.
+        rep = real_validate(*args, **kwargs)
+        assert rep["max_abs_logit_diff"] < ex.FP32_TOL or rep["variant"] == "int8"
+        return {**rep, "greedy_all_equal": True}
+
+    real_validate = ex.validate
+    monkeypatch.setattr(ex, "validate", validate)
+    tok = train_tokenizer(tiny_corpus(200), tmp_path / "tok", vocab_size=300)
+    torch.manual_seed(4)
+    model = TransformerLM(LMConfig(**{**TINY, "vocab_size": 300}, n_kv_head=2, norm_first=True)).eval()
+    gens = {}
+    for layout in ("buffer", "concat"):
+        out = tmp_path / layout
+        export_package(model, tok, out, name=layout, val_text=tiny_corpus(5, 1), variants=["fp32"],
+                       prompts=["The quick brown"], verbose=False, kv_cache=layout)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["graphs"]["kv_cache"] == layout
+        if layout == "concat":  # as written before the field existed
+            del manifest["graphs"]["kv_cache"], manifest["graphs"]["kv_cache_semantics"]
+            write_package(out, manifest)
+        gens[layout] = TextGenerator(load_package(out), device="cpu", variant="fp32")
+    assert gens["concat"]._kv_layout == "concat"
+    ids = np.random.default_rng(1).integers(4, 300, size=(2, 20))
+    runs = {}
+    for layout, gen in gens.items():
+        _, kv = gen._run(ids[:, :6], 0, gen._empty_kv(2))
+        steps = []
+        for t in range(6, 20):
+            step, kv = gen._run(ids[:, t:t + 1], t, kv)
+            steps.append(step[:, -1])
+        runs[layout] = np.stack(steps)
+        assert kv.length == 20 and kv.valid()[0].shape == (2, 2, 20, 8)
+    np.testing.assert_allclose(runs["buffer"], runs["concat"], atol=1e-4)
+    beam = SamplingConfig(strategy="beam", num_beams=3, num_return=3, max_new_tokens=5)
+    greedy = SamplingConfig(strategy="greedy", max_new_tokens=8)
+    a, b = gens["buffer"], gens["concat"]
+    assert [c.token_ids for c in a.complete("The quick", beam)] == [c.token_ids for c in b.complete("The quick", beam)]
+    assert "".join(a.stream("The quick brown", greedy)) == "".join(b.stream("The quick brown", greedy))

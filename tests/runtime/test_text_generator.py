@@ -49,6 +49,25 @@ def test_cached_steps_equal_one_full_pass(gen: TextGenerator) -> None:
     np.testing.assert_allclose(np.stack(steps), full[0, 4:], atol=1e-4)
 
 
+def test_kv_buffer_grows_across_buckets(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aigc_studio.runtime.text_generator as tg
+
+    assert gen._kv_layout == "buffer"  # what export_lm writes
+    monkeypatch.setattr(tg, "KV_BUCKET", 8)
+    ids = np.random.default_rng(0).integers(4, 300, size=(1, 30))
+    full, _ = gen._run(ids, 0, gen._empty_kv())
+    _, kv = gen._run(ids[:, :5], 0, gen._empty_kv())
+    assert kv.capacity == 8 and kv.length == 5
+    steps = []
+    for t in range(5, 30):
+        step, kv = gen._run(ids[:, t:t + 1], t, kv)
+        steps.append(step[0, -1])
+    assert kv.capacity == 32 and kv.length == 30
+    np.testing.assert_allclose(np.stack(steps), full[0, 5:], atol=1e-4)
+    with pytest.raises(ValueError):
+        gen._run(ids[:, :1], 3, kv)  # a cache of 30 tokens cannot be continued at position 3
+
+
 def test_batch_rows_are_independent(gen: TextGenerator) -> None:
     ids = np.asarray([[5, 9, 14, 30], [8, 8, 2, 40]])
     both, _ = gen._run(ids, 0, gen._empty_kv(2))
