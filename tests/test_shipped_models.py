@@ -1,0 +1,49 @@
+"""Checks of the shipped model packages in resources/models (run with `pytest -m shipped`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aigc_studio.runtime.package import load_package
+from aigc_studio.runtime.registry import ModelRegistry, shipped_models_dir
+
+pytestmark = pytest.mark.shipped
+
+SIZE_LIMITS_MB = {"writer-tiny": 30, "writer": 100}
+PACKAGES = sorted(p for p in shipped_models_dir().iterdir() if (p / "manifest.json").is_file()) \
+    if shipped_models_dir().is_dir() else []
+
+
+def test_default_models_are_shipped() -> None:
+    names = ModelRegistry([shipped_models_dir()]).names()
+    assert "writer-tiny" in names
+
+
+@pytest.mark.parametrize("path", PACKAGES, ids=[p.name for p in PACKAGES])
+def test_package_verifies_and_fits_its_size_limit(path) -> None:
+    pkg = load_package(path)
+    limit = SIZE_LIMITS_MB.get(pkg.name, 30)
+    assert pkg.size_bytes <= limit * 1_000_000, f"{pkg.name} is {pkg.size_bytes / 1e6:.1f} MB > {limit} MB"
+    assert pkg.manifest.get("licence") and pkg.manifest.get("sources")
+
+
+@pytest.mark.parametrize("path", [p for p in PACKAGES if load_package(p, verify=False).kind == "text-lm"],
+                         ids=lambda p: p.name)
+def test_text_package_matches_its_reference(path) -> None:
+    from aigc_studio.core.sampling import SamplingConfig
+    from aigc_studio.runtime.text_generator import TextGenerator
+
+    pkg = load_package(path)
+    ref = np.load(pkg.file(pkg.manifest["reference"]), allow_pickle=False)
+    for variant in pkg.manifest["graphs"]["variants"]:
+        gen = TextGenerator(pkg, device="cpu", variant=variant)
+        logits, _ = gen._run(ref["input_ids"], 0, gen._empty_kv())
+        agree = (logits.argmax(-1) == ref["logits"].argmax(-1)).mean()
+        if variant == "fp32":
+            assert np.abs(logits - ref["logits"]).max() <= float(ref["tolerance"][0])
+            tokens = [t for t, _ in gen.generate_tokens(
+                ref["input_ids"][0].tolist(), SamplingConfig(max_new_tokens=len(ref["greedy"])))]
+            assert tokens == ref["greedy"].tolist()
+        else:
+            assert agree >= pkg.manifest["validation"]["tolerance"]["int8_min_top1_agreement"]
