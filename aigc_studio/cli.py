@@ -18,7 +18,7 @@ from typing import Any
 from aigc_studio.core.sampling import FIELDS, STOP_MODES, STRATEGIES, SamplingConfig
 
 DEFAULT_TEXT_MODEL = "writer-tiny"
-SUBCOMMANDS = ("complete", "models", "eval")
+SUBCOMMANDS = ("complete", "models", "eval", "generate")
 
 
 def _default_text_model(registry: Any) -> str:
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--model")
     ppl.add_argument("--variant")
     ppl.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens")
+    _add_generate_parser(sub)
     return ap
 
 
@@ -175,6 +176,76 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _fail(f"unknown metric {args.metric}")
 
 
+# ----------------------------------------------------------------------------- generate (image models)
+
+
+def _add_generate_parser(sub: Any) -> None:
+    g = sub.add_parser("generate", help="generate images with an image model (PNG with its record, or GIF)")
+    g.add_argument("--model", help="image model package name (default: the first installed)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--truncation", type=float, default=1.0, help="ψ: 1 = none, 0 = the average image")
+    g.add_argument("--mix-seed", type=int)
+    g.add_argument("--mix-layers", help="coarse, middle, fine or A:B")
+    g.add_argument("--direction", action="append", default=[], metavar="K=V",
+                   help="offset along principal direction K, in standard deviations (repeatable)")
+    g.add_argument("--text", default="", help="condition text, e.g. 'red heart'")
+    g.add_argument("--grid", help="RxC: a grid of consecutive seeds from --seed, as one PNG")
+    g.add_argument("--interpolate", nargs=2, type=int, metavar=("S1", "S2"), help="frames from S1 to S2 (GIF)")
+    g.add_argument("--frames", type=int, default=16)
+    g.add_argument("--space", choices=("w", "z"), default="w", help="interpolate linearly in w or spherically in z")
+    g.add_argument("--from-png", help="regenerate from the record in this PNG")
+    g.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    g.add_argument("--threads", type=int, default=0)
+    g.add_argument("-o", "--out", required=True, help="output file (.png, or .gif/.webp for --interpolate)")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aigc_studio.core.png_record import read_record
+    from aigc_studio.runtime.image_generator import Controls, ImageGenerator
+    from aigc_studio.runtime.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    record = read_record(Path(args.from_png).read_bytes()) if args.from_png else None
+    name = record.model if record else args.model or next(iter(registry.names("image-gan")), None)
+    if name is None:
+        return _fail("no image model is installed (see `aigc-studio models`)")
+    gen = ImageGenerator(registry.load(name), device=args.device, threads=args.threads)
+    out = Path(args.out)
+    if record is not None:
+        img, same = gen.regenerate(record)
+        out.write_bytes(gen.png(img, record))
+        print(f"{out}: regenerated {'bit-exact' if same else 'with DIFFERENT pixels (other runtime or provider?)'}")
+        return 0 if same else 1
+    directions = {}
+    for item in args.direction:
+        key, sep, value = item.partition("=")
+        if not sep:
+            return _fail(f"--direction {item!r}: use K=V, e.g. 0=1.5")
+        directions[key.strip()] = value.strip()
+    controls = Controls(psi=args.truncation, mix_seed=args.mix_seed, mix_layers=args.mix_layers,
+                        directions=directions or None, text=args.text)
+    if args.interpolate:
+        from PIL import Image
+
+        frames = gen.interpolate(*args.interpolate, args.frames, space=args.space, controls=controls)
+        pics = [Image.fromarray(f, "RGBA") for f in frames]
+        pics[0].save(out, save_all=True, append_images=pics[1:], duration=80, loop=0, disposal=2)
+        print(f"{out}: {len(frames)} frames from seed {args.interpolate[0]} to {args.interpolate[1]}")
+        return 0
+    if args.grid:
+        rows, _, cols = args.grid.lower().partition("x")
+        if not (rows.isdigit() and cols.isdigit()):
+            return _fail(f"--grid {args.grid!r}: use RxC, e.g. 4x4")
+        img, rec = gen.grid(args.seed, int(rows), int(cols), controls)
+    else:
+        img, rec = gen.generate(args.seed, controls)
+    out.write_bytes(gen.png(img, rec))
+    print(f"{out}: {rec.parameters_line()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
@@ -185,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aigc_studio.runtime.package import PackageError
 
     try:
-        return {"complete": cmd_complete, "models": cmd_models, "eval": cmd_eval}[args.command](args)
+        return {"complete": cmd_complete, "models": cmd_models, "eval": cmd_eval,
+                "generate": cmd_generate}[args.command](args)
     except (PackageError, ValueError, OSError, UnicodeDecodeError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

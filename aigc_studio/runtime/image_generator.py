@@ -1,0 +1,288 @@
+"""Image generation through onnxruntime from an `image-gan` package (no torch, no Qt).
+
+A StyleGAN-style package has two graphs, `mapping` (z [, c] -> w) and `synthesis` (ws -> image); the
+controls act between them with the numpy functions of `aigc_studio.core.latents`: seed -> z, text ->
+condition features, truncation toward the average w, style mixing, principal-direction offsets,
+interpolation. A DCGAN/WGAN-GP package has one graph, `generator` (z -> image): seeds, grids and
+interpolation in z only.
+
+Every shape comes from the manifest (`config`: z_dim, w_dim, num_ws, img_size, channels,
+cond_features, layer_resolutions) and from `latents.npz` (w_avg, directions, stds). Images leave the
+graph as (B, 4, H, W) in [-1, 1] with RGB premultiplied by alpha, and are returned as (H, W, 4) uint8
+straight RGBA by `to_rgba_uint8`, one fixed rule, so the same record gives the same bytes.
+
+Not thread-safe: one worker thread owns one generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aigc_studio.core import latents as L
+from aigc_studio.core.png_record import GenerationRecord, RecordError, encode_png, pixels_sha256
+from aigc_studio.runtime.package import MANIFEST, ModelPackage, PackageError
+from aigc_studio.runtime.session import SessionInfo, create_session
+
+ARCHITECTURES = {"stylegan": ("mapping", "synthesis"), "dcgan": ("generator",)}
+COND_AVG_SAMPLES = 256   # fixed seeds whose mean w is the average w of a condition text
+
+
+def to_rgba_uint8(x: np.ndarray) -> np.ndarray:
+    """(N, 4, H, W) premultiplied RGBA in [-1, 1] -> (N, H, W, 4) uint8 straight RGBA.
+
+    Alpha is rounded first; colour is divided by the *quantised* alpha so an image round-trips through
+    premultiplication; fully transparent pixels get colour 0."""
+    x = np.clip((np.asarray(x, dtype=np.float32) + 1.0) * 0.5, 0.0, 1.0)
+    a8 = np.rint(x[:, 3] * 255.0)                                   # (N, H, W)
+    a = (a8 / 255.0)[:, None]
+    rgb = np.where(a > 0, np.clip(x[:, :3] / np.maximum(a, 1e-8), 0.0, 1.0), 0.0)
+    out = np.concatenate([np.rint(rgb * 255.0), a8[:, None]], axis=1).astype(np.uint8)
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What a slider panel sets. `directions` maps a principal direction to an offset in standard
+    deviations; `mix_layers` is "coarse", "middle", "fine" or a range "A:B"."""
+
+    psi: float = 1.0
+    mix_seed: int | None = None
+    mix_layers: str | None = None
+    directions: Mapping[int, float] | None = None
+    text: str = ""
+
+
+class ImageGenerator:
+    """Generates images from an `image-gan` package. See the module docstring."""
+
+    def __init__(self, package: ModelPackage, *, device: str = "auto", threads: int = 0) -> None:
+        if package.kind != "image-gan":
+            raise PackageError(f"{package.path}: kind '{package.kind}' is not an image model")
+        m = package.manifest
+        self.package = package
+        self.name = package.name
+        self.architecture = str(m.get("architecture", ""))
+        if self.architecture not in ARCHITECTURES:
+            raise PackageError(f"{package.path}: {MANIFEST}: unknown architecture {self.architecture!r} "
+                               f"(known: {', '.join(ARCHITECTURES)})")
+        cfg = m.get("config")
+        need = ("z_dim", "img_size", "channels") + (("w_dim", "num_ws", "cond_features", "layer_resolutions")
+                                                    if self.architecture == "stylegan" else ())
+        if not isinstance(cfg, dict) or any(k not in cfg for k in need):
+            missing = [k for k in need if not isinstance(cfg, dict) or k not in cfg]
+            raise PackageError(f"{package.path}: {MANIFEST}: 'config' lacks {', '.join(missing)}")
+        self.z_dim = int(cfg["z_dim"])
+        self.img_size = int(cfg["img_size"])
+        self.channels = int(cfg["channels"])
+        if self.channels != 4:
+            raise PackageError(f"{package.path}: {MANIFEST}: {self.channels} channels; the app expects RGBA (4)")
+        self.sessions: dict[str, SessionInfo] = {}
+        for graph in ARCHITECTURES[self.architecture]:
+            if graph not in m or graph not in m.get("graphs", {}).get("variants", {}):
+                raise PackageError(f"{package.path}: {MANIFEST}: graph '{graph}' is not declared")
+            self.sessions[graph] = create_session(package, device=device, threads=threads, variant=graph,
+                                                  graph_key=graph)
+        first = next(iter(self.sessions.values()))
+        self.provider = first.provider
+        self.device_note = first.note
+        self.model_sha256 = hashlib.sha256((package.path / MANIFEST).read_bytes()).hexdigest()
+        import onnxruntime
+
+        self.onnxruntime_version = onnxruntime.__version__
+        self.w_dim = int(cfg.get("w_dim", 0))
+        self.num_ws = int(cfg.get("num_ws", 0))
+        self.cond_features = int(cfg.get("cond_features", 0))
+        self.layer_resolutions = [int(r) for r in cfg.get("layer_resolutions", [])]
+        self.w_avg = np.zeros(self.w_dim, np.float32)
+        self.directions = np.zeros((0, self.w_dim), np.float32)
+        self.direction_stds = np.zeros(0, np.float32)
+        if self.architecture == "stylegan":
+            self._load_latents()
+        self._cond_avg: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ package data
+
+    def _load_latents(self) -> None:
+        name = self.package.manifest.get("latents", "latents.npz")
+        path = self.package.file(name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                w_avg, dirs, stds = z["w_avg"], z["directions"], z["stds"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise PackageError(f"{self.package.path}: {name} cannot be read ({exc})") from None
+        if w_avg.shape != (self.w_dim,) or dirs.ndim != 2 or dirs.shape[1] != self.w_dim or stds.shape != dirs.shape[:1]:
+            raise PackageError(f"{self.package.path}: {name}: shapes w_avg {w_avg.shape}, directions "
+                               f"{dirs.shape}, stds {stds.shape} do not fit w_dim {self.w_dim}")
+        if not (np.isfinite(w_avg).all() and np.isfinite(dirs).all() and np.isfinite(stds).all()):
+            raise PackageError(f"{self.package.path}: {name} holds NaN or infinite values")
+        self.w_avg = w_avg.astype(np.float32)
+        self.directions = dirs.astype(np.float32)
+        self.direction_stds = stds.astype(np.float32)
+
+    @property
+    def is_style_based(self) -> bool:
+        return self.architecture == "stylegan"
+
+    @property
+    def conditional(self) -> bool:
+        return self.cond_features > 0
+
+    @property
+    def num_directions(self) -> int:
+        return int(self.directions.shape[0])
+
+    def layer_groups(self) -> dict[str, list[int]]:
+        return L.layer_groups(self.layer_resolutions)
+
+    # ------------------------------------------------------------------ the two halves
+
+    def condition(self, text: str) -> np.ndarray:
+        """(cond_features,) features of `text`; zeros for "" (unconditional)."""
+        if not self.conditional:
+            if text.strip():
+                raise ValueError(f"model '{self.name}' is not conditioned on text; leave the text empty")
+            return np.zeros(0, np.float32)
+        return L.condition_features(text, self.cond_features)
+
+    def mapping(self, z: np.ndarray, text: str = "") -> np.ndarray:
+        """z (N, Z) -> w (N, W) through `mapping.onnx`."""
+        self._need_style("the mapping network")
+        z = np.asarray(z, dtype=np.float32).reshape(-1, self.z_dim)
+        feeds = {"z": z}
+        if self.conditional:
+            feeds["c"] = np.repeat(self.condition(text)[None], len(z), axis=0)
+        else:
+            self.condition(text)
+        return self.sessions["mapping"].session.run(["w"], feeds)[0]
+
+    def synthesis(self, ws: np.ndarray) -> np.ndarray:
+        """ws (N, L, W) -> images (N, 4, H, W) float in [-1, 1] through `synthesis.onnx`."""
+        self._need_style("synthesis from w")
+        ws = np.asarray(ws, dtype=np.float32)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), not {ws.shape}")
+        if not np.isfinite(ws).all():
+            raise ValueError("ws contains NaN or infinite values")
+        return self.sessions["synthesis"].session.run(["image"], {"ws": ws})[0]
+
+    def _need_style(self, what: str) -> None:
+        if not self.is_style_based:
+            raise ValueError(f"model '{self.name}' is a {self.architecture} model: {what}, truncation, style "
+                             "mixing and directions need a StyleGAN-style model")
+
+    def average_w(self, text: str = "") -> np.ndarray:
+        """The average w: the package's for no condition, else the mean w of fixed seeds under the
+        condition (so truncation keeps the condition; computed once per text)."""
+        if not text.strip() or not self.conditional:
+            return self.w_avg
+        if text not in self._cond_avg:
+            z = L.z_from_seeds(list(range(COND_AVG_SAMPLES)), self.z_dim)
+            self._cond_avg = {text: self.mapping(z, text).mean(axis=0).astype(np.float32)}
+        return self._cond_avg[text]
+
+    # ------------------------------------------------------------------ controls -> ws
+
+    def ws_for(self, seeds: Sequence[int], controls: Controls = Controls()) -> np.ndarray:
+        """Per-layer w (N, L, W) of `seeds` with the controls applied (validated, ValueError if bad)."""
+        self._need_style("per-layer w")
+        text = controls.text
+        w = self.mapping(L.z_from_seeds([L.check_seed(s) for s in seeds], self.z_dim), text)
+        ws = L.truncate(L.broadcast_w(w, self.num_ws), self.average_w(text), controls.psi)
+        if controls.mix_seed is not None or controls.mix_layers:
+            if controls.mix_seed is None or not controls.mix_layers:
+                raise ValueError("style mixing needs both a mix seed and the layers to take from it")
+            layers = L.mixing_layers(controls.mix_layers, self.num_ws, self.layer_resolutions)
+            w2 = self.mapping(L.z_from_seed(controls.mix_seed, self.z_dim)[None], text)
+            w2 = L.truncate(L.broadcast_w(w2, self.num_ws), self.average_w(text), controls.psi)
+            ws = L.style_mix(ws, np.repeat(w2, len(ws), axis=0), layers)
+        if controls.directions:
+            ws = L.apply_directions(ws, self.directions, self.direction_stds, dict(controls.directions))
+        return ws
+
+    # ------------------------------------------------------------------ images
+
+    def images(self, seeds: Sequence[int], controls: Controls = Controls()) -> np.ndarray:
+        """(N, H, W, 4) uint8 RGBA for `seeds` under `controls`."""
+        if not self.is_style_based:
+            if controls != Controls():
+                self._need_style("these controls")
+            z = L.z_from_seeds([L.check_seed(s) for s in seeds], self.z_dim)
+            return to_rgba_uint8(self.sessions["generator"].session.run(["image"], {"z": z})[0])
+        return to_rgba_uint8(self.synthesis(self.ws_for(seeds, controls)))
+
+    def record(self, seed: int, controls: Controls = Controls(), grid: tuple[int, int] | None = None) -> GenerationRecord:
+        return GenerationRecord(
+            model=self.name, model_sha256=self.model_sha256, seed=int(seed), psi=float(controls.psi),
+            mix_seed=controls.mix_seed, mix_layers=controls.mix_layers,
+            directions={int(k): float(v) for k, v in (controls.directions or {}).items()}, text=controls.text,
+            noise="const", grid=grid, onnxruntime=self.onnxruntime_version, provider=self.provider,
+            app=_app_version())
+
+    def generate(self, seed: int, controls: Controls = Controls()) -> tuple[np.ndarray, GenerationRecord]:
+        """One image (H, W, 4) uint8 and its generation record."""
+        img = self.images([seed], controls)[0]
+        return img, self.record(seed, controls).with_pixels(img)
+
+    def grid(self, seed: int, rows: int, cols: int, controls: Controls = Controls(),
+             batch: int = 16) -> tuple[np.ndarray, GenerationRecord]:
+        """rows x cols images of the consecutive seeds seed, seed+1, ... (row by row) as one image."""
+        if not (1 <= rows <= 32 and 1 <= cols <= 32):
+            raise ValueError(f"a grid has 1..32 rows and columns, not {rows}x{cols}")
+        seeds = [L.check_seed(seed + i) for i in range(rows * cols)]
+        imgs = np.concatenate([self.images(seeds[i:i + batch], controls) for i in range(0, len(seeds), batch)])
+        h = w = self.img_size
+        out = imgs.reshape(rows, cols, h, w, 4).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, 4)
+        return out, self.record(seed, controls, grid=(rows, cols)).with_pixels(out)
+
+    def interpolate(self, seed_a: int, seed_b: int, frames: int, space: str = "w",
+                    controls: Controls = Controls()) -> list[np.ndarray]:
+        """`frames` images from seed_a to seed_b (both included): linear in w (after the controls), or
+        spherical in z (before the mapping; the only choice for a DCGAN)."""
+        ts = L.interpolation_weights(frames)
+        if space not in ("w", "z"):
+            raise ValueError(f"interpolation space must be 'w' or 'z', not {space!r}")
+        if not self.is_style_based or space == "z":
+            za, zb = (L.z_from_seed(s, self.z_dim) for s in (seed_a, seed_b))
+            z = np.stack([L.slerp(za, zb, t) for t in ts])
+            if not self.is_style_based:
+                if controls != Controls():
+                    self._need_style("these controls")
+                return list(to_rgba_uint8(self.sessions["generator"].session.run(["image"], {"z": z})[0]))
+            w = self.mapping(z, controls.text)
+            ws = L.truncate(L.broadcast_w(w, self.num_ws), self.average_w(controls.text), controls.psi)
+            if controls.directions:
+                ws = L.apply_directions(ws, self.directions, self.direction_stds, dict(controls.directions))
+            return list(to_rgba_uint8(self.synthesis(ws)))
+        ends = self.ws_for([seed_a, seed_b], controls)
+        ws = np.stack([L.lerp(ends[0], ends[1], t) for t in ts])
+        return list(to_rgba_uint8(self.synthesis(ws)))
+
+    def regenerate(self, record: GenerationRecord) -> tuple[np.ndarray, bool]:
+        """(pixels, same) from a record read back from a PNG: `same` is True when the pixels are bit for
+        bit those the record describes. A record of another model raises RecordError."""
+        if record.model != self.name:
+            raise RecordError(f"the image was made by model '{record.model}', not '{self.name}'")
+        controls = Controls(psi=record.psi, mix_seed=record.mix_seed, mix_layers=record.mix_layers,
+                            directions=record.directions or None, text=record.text)
+        if record.grid:
+            img, _ = self.grid(record.seed, record.grid[0], record.grid[1], controls)
+        else:
+            img, _ = self.generate(record.seed, controls)
+        return img, (not record.pixels_sha256) or pixels_sha256(img) == record.pixels_sha256
+
+    def png(self, image: np.ndarray, record: GenerationRecord) -> bytes:
+        """PNG bytes of `image` carrying `record` (pixels hash and size filled in)."""
+        return encode_png(image, replace(record.with_pixels(image)).text_chunks())
+
+
+def _app_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"aigc-studio {version('aigc-studio')}"
+    except Exception:  # not installed as a distribution (running from a checkout)
+        return "aigc-studio"

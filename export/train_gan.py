@@ -1,0 +1,310 @@
+"""Train an image GAN (DCGAN, WGAN-GP or the StyleGAN-style model) on the emoji/icon datasets.
+
+    python -m export.train_gan --arch stylegan --data runs/data/images --sources fluent,noto --size 64 \
+        --out runs/gan-emoji-style --batch-size 32 --max-minutes 85 --threads 1
+    python -m export.train_gan --arch dcgan   --sources fluent,noto --out runs/gan-emoji-dcgan ...
+    python -m export.train_gan --arch wgan-gp --sources fluent,noto --out runs/gan-emoji-wgan ...
+
+- Images: RGBA, RGB premultiplied by alpha, scaled to [-1, 1]; optional horizontal flips.
+- StyleGAN: non-saturating loss, lazy R1 on reals, style-mixing regularisation, tracked average w,
+  text condition = `core.latents.condition_features(label [+ some tags])` with condition dropout (zeros =
+  unconditional), so the same function builds the condition in training and in the app.
+- An exponential moving average of the generator weights (half-life in images) is what gets exported.
+- Sample grids at intervals from fixed seeds (`core.latents.z_from_seeds`: a seed is an identity), kept in
+  OUT/samples/ with OUT/samples/latest.png; checkpoints with their config (`torch.load(weights_only=True)`),
+  resume from OUT/ckpt.pt, a fixed seed, a progress bar with losses and images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from aigc_studio.core.latents import CONDITION_DIM, condition_features, z_from_seeds
+from export import gan_dcgan, gan_stylegan
+from export.data_images import load_dataset
+
+tqdm.monitor_interval = 0
+ARCHS = ("stylegan", "dcgan", "wgan-gp")
+SAMPLE_PROMPTS = ("red heart", "cat face", "grinning face", "star", "house", "dog", "flower", "")
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def to_training_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 4) uint8 straight RGBA -> (N, 4, H, W) float32 in [-1, 1], RGB premultiplied."""
+    x = torch.from_numpy(images).float().div_(255.0).permute(0, 3, 1, 2).contiguous()
+    x[:, :3] *= x[:, 3:4]
+    return x.mul_(2.0).sub_(1.0)
+
+
+def to_rgba_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(N, 4, H, W) premultiplied in [-1, 1] -> (N, H, W, 4) uint8 straight RGBA (the runtime's rule)."""
+    from aigc_studio.runtime.image_generator import to_rgba_uint8 as convert
+
+    return convert(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+
+
+def save_grid(images: np.ndarray, rows: int, path: Path) -> None:
+    """(N, H, W, 4) uint8 in a grid of `rows` rows, transparent background."""
+    n, h, w, c = images.shape
+    cols = -(-n // rows)
+    grid = np.zeros((rows * h, cols * w, c), np.uint8)
+    for i, img in enumerate(images):
+        grid[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = img
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(grid, "RGBA").save(tmp)
+    os.replace(tmp, path)
+
+
+def condition_text(meta: dict, rng: np.random.Generator) -> str:
+    """The label, and with probability 1/2 a random half of the tags (so short prompts work too)."""
+    words = [meta["label"].split(":")[0]]
+    tags = [t for t in meta.get("tags", []) if t]
+    if tags and rng.random() < 0.5:
+        words += [t for t in tags if rng.random() < 0.5]
+    return " ".join(words)[:150]
+
+
+# ----------------------------------------------------------------------------- models and checkpoints
+
+
+def build_models(arch: str, config: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    if arch == "stylegan":
+        cfg = gan_stylegan.StyleGANConfig(**config)
+        return gan_stylegan.Generator(cfg), gan_stylegan.Discriminator(cfg)
+    cfg = gan_dcgan.DCGANConfig(**config)
+    return gan_dcgan.Generator(cfg), gan_dcgan.Discriminator(cfg)
+
+
+def generator_from_checkpoint(path: Path, ema: bool = True) -> tuple[str, torch.nn.Module, dict]:
+    """(arch, generator in eval mode, checkpoint) from a training checkpoint."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    G, _ = build_models(ck["arch"], ck["config"])
+    G.load_state_dict(ck["G_ema" if ema else "G"])
+    return ck["arch"], G.eval(), ck
+
+
+@torch.no_grad()
+def ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p, 1.0 - beta)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+
+
+@torch.no_grad()
+def sample_grid(arch: str, G: torch.nn.Module, z_dim: int, conditional: bool, seeds: int) -> tuple[np.ndarray, int]:
+    """Images of the fixed seeds 0..seeds-1 (a row per sample prompt when conditional), uint8 RGBA."""
+    z = torch.from_numpy(z_from_seeds(list(range(seeds)), z_dim))
+    if arch != "stylegan":
+        return to_rgba_uint8(G(z)), 1
+    if not conditional:
+        return to_rgba_uint8(G(z, noise_mode="const")), 1
+    rows = []
+    for prompt in SAMPLE_PROMPTS:
+        c = torch.from_numpy(condition_features(prompt, G.cfg.cond_features)).expand(seeds, -1)
+        rows.append(to_rgba_uint8(G(z, c, noise_mode="const")))
+    return np.concatenate(rows), len(SAMPLE_PROMPTS)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=ARCHS, default="stylegan")
+    ap.add_argument("--data", type=Path, default=Path("runs/data/images"))
+    ap.add_argument("--sources", default="fluent,noto", help="datasets built by export.data_images")
+    ap.add_argument("--groups", default="", help="keep only these groups (comma-separated)")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
+    ap.add_argument("--config", default="{}", help="model config overrides as JSON, e.g. '{\"channel_max\": 128}'")
+    ap.add_argument("--unconditional", action="store_true", help="StyleGAN without the text condition")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=100_000, help="generator steps")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this much time")
+    ap.add_argument("--lr", type=float, default=0.0, help="0 = the architecture's usual value")
+    ap.add_argument("--r1-gamma", type=float, default=0.2)
+    ap.add_argument("--r1-every", type=int, default=16)
+    ap.add_argument("--mixing-prob", type=float, default=0.9)
+    ap.add_argument("--cond-dropout", type=float, default=0.1)
+    ap.add_argument("--n-critic", type=int, default=5, help="critic steps per generator step (wgan-gp)")
+    ap.add_argument("--gp-lambda", type=float, default=10.0)
+    ap.add_argument("--ema-half-life", type=float, default=5000.0, help="EMA half-life in images")
+    ap.add_argument("--xflip", action="store_true", help="random horizontal flips")
+    ap.add_argument("--sample-every", type=int, default=500)
+    ap.add_argument("--sample-seeds", type=int, default=8)
+    ap.add_argument("--ckpt-every", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    return ap.parse_args(argv)
+
+
+def default_config(args: argparse.Namespace) -> dict[str, Any]:
+    if args.arch == "stylegan":
+        cfg: dict[str, Any] = {"img_size": args.size,
+                               "cond_features": 0 if args.unconditional else CONDITION_DIM}
+    else:
+        cfg = {"img_size": args.size, "loss": "wgan-gp" if args.arch == "wgan-gp" else "ns",
+               "d_norm": "layer" if args.arch == "wgan-gp" else "batch"}
+    return {**cfg, **json.loads(args.config)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.out / "ckpt.pt"
+
+    sources = [s for s in args.sources.split(",") if s]
+    images, metas = load_dataset(args.data, sources, args.size, [g for g in args.groups.split(",") if g] or None)
+    data = to_training_tensor(images)
+    data_info = json.loads((args.data / "sources.json").read_text()) if (args.data / "sources.json").is_file() else {}
+
+    step, history, minutes_before, ck = 0, [], 0.0, None
+    if args.resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["arch"] != args.arch:
+            raise SystemExit(f"{ckpt_path} is a {ck['arch']} checkpoint, not {args.arch}")
+        config = ck["config"]
+        step, history, minutes_before = int(ck["step"]), json.loads(ck["history"]), float(ck["minutes"])
+    else:
+        config = default_config(args)
+    G, D = build_models(args.arch, config)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    stylegan = args.arch == "stylegan"
+    conditional = stylegan and G.cfg.cond_features > 0
+    if stylegan:
+        lr, betas = args.lr or 2e-3, (0.0, 0.99)
+        # Lazy R1: the penalty runs every r1_every steps, so Adam's moments are rescaled (StyleGAN2).
+        c = args.r1_every / (args.r1_every + 1)
+        opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+        opt_d = torch.optim.Adam(D.parameters(), lr=lr * c, betas=(betas[0] ** c, betas[1] ** c))
+    else:
+        lr, betas = (args.lr or 1e-4, (0.0, 0.9)) if args.arch == "wgan-gp" else (args.lr or 2e-4, (0.5, 0.999))
+        opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+        opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
+    if ck is not None:
+        G.load_state_dict(ck["G"])
+        D.load_state_dict(ck["D"])
+        G_ema.load_state_dict(ck["G_ema"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        torch.manual_seed(args.seed + step)
+        rng = np.random.default_rng(args.seed + step)
+    G.to(device), D.to(device), G_ema.to(device)
+    data = data.to(device)
+    z_dim = G.cfg.z_dim
+    print(f"{args.arch}: G {sum(p.numel() for p in G.parameters()) / 1e6:.2f}M, "
+          f"D {sum(p.numel() for p in D.parameters()) / 1e6:.2f}M parameters; {json.dumps(config)}")
+    print(f"data: {len(data)} images of {args.size}px from {', '.join(sources)}; device {device}, "
+          f"threads {torch.get_num_threads()}")
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = rng.integers(0, len(data), args.batch_size)
+        x = data[torch.from_numpy(idx).to(device)]
+        if args.xflip:
+            flip = torch.from_numpy(rng.random(args.batch_size) < 0.5).to(device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if not conditional:
+            return x, None
+        feats = np.stack([condition_features(condition_text(metas[i], rng), G.cfg.cond_features)
+                          if rng.random() >= args.cond_dropout else np.zeros(G.cfg.cond_features, np.float32)
+                          for i in idx])
+        return x, torch.from_numpy(feats).to(device)
+
+    def save(final: bool = False) -> None:
+        state = {"arch": args.arch, "config": config, "G": G.state_dict(), "D": D.state_dict(),
+                 "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                 "step": step, "history": json.dumps(history), "minutes": minutes_before + (time.time() - t0) / 60,
+                 "args": json.dumps({k: str(v) for k, v in vars(args).items()}), "data": json.dumps(data_info)}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt_path)
+
+    def samples() -> None:
+        grid, rows = sample_grid(args.arch, G_ema, z_dim, conditional, args.sample_seeds)
+        save_grid(grid, rows, args.out / "samples" / f"step_{step:07d}.png")
+        save_grid(grid, rows, args.out / "samples" / "latest.png")
+
+    t0 = time.time()
+    bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
+    ema_beta = 0.5 ** (args.batch_size / max(args.ema_half_life, 1e-8))
+    t_last, logs = time.time(), {}
+    while step < args.steps:
+        # --- discriminator / critic
+        for _ in range(args.n_critic if args.arch == "wgan-gp" else 1):
+            real, c = batch()
+            z = torch.randn(args.batch_size, z_dim, device=device)
+            with torch.no_grad():
+                fake = G(z, c, mixing_prob=args.mixing_prob) if stylegan else G(z)
+            if stylegan:
+                loss_d = gan_stylegan.d_loss(D(real, c), D(fake, c))
+                if step % args.r1_every == 0:
+                    r1 = gan_stylegan.r1_penalty(D, real, c)
+                    loss_d = loss_d + args.r1_gamma / 2 * r1 * args.r1_every
+                    logs["r1"] = r1.item()
+            elif args.arch == "wgan-gp":
+                gp = gan_dcgan.gradient_penalty(D, real, fake)
+                loss_d = gan_dcgan.d_loss_wgan(D(real), D(fake)) + args.gp_lambda * gp
+                logs["gp"] = gp.item()
+            else:
+                loss_d = gan_dcgan.d_loss_ns(D(real), D(fake))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        # --- generator
+        _, c = batch()
+        z = torch.randn(args.batch_size, z_dim, device=device)
+        if stylegan:
+            fake = G(z, c, mixing_prob=args.mixing_prob, update_w_avg=True)
+            loss_g = gan_stylegan.g_loss(D(fake, c))
+        else:
+            fake = G(z)
+            loss_g = gan_dcgan.g_loss_wgan(D(fake)) if args.arch == "wgan-gp" else gan_dcgan.g_loss_ns(D(fake))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema_update(G_ema, G, ema_beta)
+        step += 1
+        now = time.time()
+        logs.update(d=loss_d.item(), g=loss_g.item())
+        bar.update(1)
+        bar.set_postfix(**{k: f"{v:.3f}" for k, v in logs.items()}, img_s=f"{args.batch_size / (now - t_last):.0f}")
+        t_last = now
+        out_of_time = bool(args.max_minutes) and minutes_before + (now - t0) / 60 >= args.max_minutes
+        if step % args.sample_every == 0 or step == args.steps or out_of_time:
+            samples()
+        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+            history.append({"step": step, **{k: round(v, 4) for k, v in logs.items()},
+                            "minutes": round(minutes_before + (now - t0) / 60, 2)})
+            save()
+        if out_of_time:
+            break
+    bar.close()
+    print(f"done at step {step}; checkpoint {ckpt_path}, samples {args.out / 'samples' / 'latest.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
