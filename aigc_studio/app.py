@@ -1,0 +1,121 @@
+"""The composition root: settings, model packages, services, and the main window.
+
+``aigc-studio [FILE]`` (the CLI calls :func:`main` when no subcommand is given) opens the window at
+once; models are listed and loaded in the background, and unsaved text from a session that ended
+without saving is offered back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aigc_studio.gui.main_window import MainWindow
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aigc-studio",
+                                     description="Open the AIGC Studio writing window.")
+    parser.add_argument("file", nargs="?", type=Path,
+                        help="a text or Markdown file to open (created on the first save)")
+    parser.add_argument("--models", type=Path, action="append", default=None, metavar="DIR",
+                        help="an extra folder with model packages (repeatable)")
+    # Debugging and screenshots; not for everyday use.
+    parser.add_argument("--settings", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--screenshot-after", type=float, default=3.0, help=argparse.SUPPRESS)
+    parser.add_argument("--screenshot-widget", help=argparse.SUPPRESS)  # an objectName to grab
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the desktop application; return its exit code.
+
+    ``argv`` are the command-line arguments without the program name (default: ``sys.argv[1:]``);
+    arguments Qt understands (``-platform offscreen``...) are passed on to Qt.
+    """
+    started = time.perf_counter()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments == sys.argv and len(arguments) >= 1:
+        arguments = arguments[1:]  # tolerate being handed sys.argv itself
+    args, qt_arguments = _parser().parse_known_args(arguments)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from aigc_studio.gui.main_window import MainWindow
+    from aigc_studio.services.completion_service import CompletionService
+    from aigc_studio.services.documents import RecoveryStore
+    from aigc_studio.services.models import RuntimeBackend
+    from aigc_studio.services.settings import APPLICATION, ORGANIZATION, Settings
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(
+        [sys.argv[0] if sys.argv else "aigc-studio", *qt_arguments])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("AIGC Studio")
+
+    settings = Settings(args.settings)
+    store = RecoveryStore(args.data_dir / "recovery" if args.data_dir else None)
+    service = CompletionService(RuntimeBackend(extra_paths=args.models or ()),
+                                debounce_ms=int(settings.value("completion/debounce_ms")))
+    window = MainWindow(settings, service, store)
+    if args.file is not None:
+        window.open_file(args.file)
+    window.show()
+    log.info("window shown %.2f s after start", time.perf_counter() - started)
+    service.start()
+    window.model.load()
+    QTimer.singleShot(0, window.offer_recovery)
+    if args.screenshot is not None:
+        QTimer.singleShot(int(args.screenshot_after * 1000),
+                          lambda: _screenshot(window, args.screenshot, args.screenshot_widget))
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+def _screenshot(window: MainWindow, path: Path, widget_name: str | None = None) -> None:
+    """Save the screen (or the window on a platform without a screen, or the widget called
+    ``widget_name``) to ``path`` and quit."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    screen = QGuiApplication.primaryScreen()
+    pixmap = screen.grabWindow(0) if screen is not None else None
+    widget = window.findChild(QWidget, widget_name) if widget_name else None
+    if widget is not None:
+        pixmap = widget.grab()
+    elif pixmap is None or pixmap.isNull():
+        target = QApplication.activeModalWidget() or window
+        pixmap = target.grab()
+    elif screen is not None:  # the part of the screen with the window and its dialogs
+        area = window.frameGeometry()
+        for top in QApplication.topLevelWidgets():
+            if top.isVisible():
+                area = area.united(top.frameGeometry())
+        pixmap = pixmap.copy(area.intersected(screen.geometry()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixmap.save(str(path))
+    print(f"screenshot saved to {path}", flush=True)
+    for top in QApplication.topLevelWidgets():
+        if top is not window and top.isVisible():
+            top.close()
+    window.shutdown()
+    QApplication.quit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""What the services need from a text model, and the adapter to the real runtime.
+
+The completion worker never imports onnxruntime itself: it gets a :class:`ModelBackend` that lists the
+installed models and creates a generator for one of them. :class:`RuntimeBackend` is the real one
+(it imports :mod:`aigc_studio.runtime` only when first used, in the worker thread, so the window opens
+without waiting for onnxruntime); tests pass a fake with the same methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aigc_studio.core.sampling import SamplingConfig
+
+__all__ = [
+    "GeneratorLike",
+    "ModelBackend",
+    "ModelChoice",
+    "ModelInfo",
+    "ModelStatus",
+    "RuntimeBackend",
+    "provider_label",
+]
+
+Cancel = Callable[[], bool]
+
+
+class GeneratorLike(Protocol):
+    """The part of :class:`aigc_studio.runtime.text_generator.TextGenerator` the services use."""
+
+    name: str
+    provider: str
+    device_note: str
+    context_length: int
+    last_stats: Any
+
+    def stream(self, prompt: str, config: SamplingConfig,
+               cancel: Cancel | None = None) -> Iterator[str]: ...
+
+    def complete(self, prompt: str, config: SamplingConfig,
+                 cancel: Cancel | None = None) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to load and where: ``name`` "" means the first text model installed."""
+
+    name: str = ""
+    device: str = "auto"   # "auto" | "cpu" | "gpu"
+    threads: int = 0       # 0: onnxruntime chooses
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """An installed model package, as the sampling panel lists it."""
+
+    name: str
+    kind: str = "text"
+    path: str = ""
+    size_bytes: int = 0
+    licence: str = ""
+    source: str = ""
+    error: str = ""          # why the package cannot be used (a broken manifest), or ""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Where loading the model stands.
+
+    ``state`` is "none" (no model asked for yet), "loading", "ready" or "failed" (``error`` says why).
+    """
+
+    state: str = "none"
+    name: str = ""
+    provider: str = ""        # the onnxruntime execution provider in use
+    device_note: str = ""     # why the GPU is not used, or ""
+    error: str = ""
+    context_length: int = 0
+
+    @property
+    def device(self) -> str:
+        """A short device name for the status bar, e.g. "CPU" or "CUDA"."""
+        return provider_label(self.provider)
+
+
+def provider_label(provider: str) -> str:
+    """``"CUDAExecutionProvider"`` -> ``"CUDA"``."""
+    return provider.removesuffix("ExecutionProvider") or provider
+
+
+class ModelBackend(Protocol):
+    """Lists and creates text generators; called in the completion worker thread only."""
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def gpu_status(self) -> tuple[bool, str]: ...
+
+    def create(self, choice: ModelChoice) -> GeneratorLike: ...
+
+
+class RuntimeBackend:
+    """The real backend: :class:`aigc_studio.runtime.registry.ModelRegistry` and ``TextGenerator``.
+
+    ``search_paths`` replaces the registry's folders (``None``: its defaults: ``$AIGC_STUDIO_MODELS``,
+    the user's data folder, the shipped packages); ``extra_paths`` are searched before them.
+    """
+
+    def __init__(self, search_paths: Sequence[str | Path] | None = None, *,
+                 extra_paths: Sequence[str | Path] = ()) -> None:
+        self._search_paths = list(search_paths) if search_paths is not None else None
+        self._extra_paths = [Path(p) for p in extra_paths]
+        self._registry: Any = None
+
+    def _get_registry(self) -> Any:
+        if self._registry is None:
+            from aigc_studio.runtime.registry import ModelRegistry, default_search_paths
+
+            paths = ([Path(p) for p in self._search_paths] if self._search_paths is not None
+                     else default_search_paths())
+            self._registry = ModelRegistry([*self._extra_paths, *paths])
+        return self._registry
+
+    def list_models(self) -> list[ModelInfo]:
+        """The installed text models, and packages whose manifest cannot be read (with the error)."""
+        infos = []
+        for info in self._get_registry().list():
+            error = str(getattr(info, "error", "") or "")
+            if info.kind != "text-lm" and not error:
+                continue  # an image model, listed by the Design workspace
+            infos.append(ModelInfo(name=str(info.name), kind=str(info.kind), path=str(info.path),
+                                   size_bytes=int(info.size_bytes or 0),
+                                   licence=str(info.licence or ""), source=str(info.source or ""),
+                                   error=error))
+        return infos
+
+    def gpu_status(self) -> tuple[bool, str]:
+        """Whether onnxruntime can use a GPU here, and if not, why."""
+        from aigc_studio.runtime.session import gpu_status
+
+        return gpu_status()
+
+    def create(self, choice: ModelChoice) -> GeneratorLike:
+        """Load the package and build a generator; raises ``PackageError`` with the reason."""
+        from aigc_studio.runtime.package import PackageError
+        from aigc_studio.runtime.text_generator import TextGenerator
+
+        name = choice.name
+        if not name:
+            usable = [info.name for info in self.list_models() if not info.error]
+            if not usable:
+                where = ", ".join(str(p) for p in self._get_registry().search_paths)
+                raise PackageError(f"no text model is installed (searched {where})")
+            name = usable[0]
+        package = self._get_registry().load(name)
+        return TextGenerator(package, device=choice.device, threads=choice.threads)

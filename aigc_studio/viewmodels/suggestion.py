@@ -1,0 +1,387 @@
+"""The state of the inline suggestion and of Continue, for the writing editor.
+
+:class:`SuggestionViewModel` decides, from edits and cursor moves that the editor reports, when to ask
+the :class:`~aigc_studio.services.completion_service.CompletionService` for a suggestion, keeps the
+ghost text (its alternatives, the one shown and where it is anchored), handles typing through it,
+and turns the service's Continue stream into text for the editor to insert. It knows the document
+only through a :class:`TextSource`, so it is tested without widgets.
+
+Positions are the editor's (QTextDocument positions, UTF-16 code units).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from aigc_studio.core.completion import (
+    CompletionPolicy,
+    Site,
+    context_start,
+    next_word,
+    suggestion_site,
+    trim_context_start,
+    type_through,
+)
+from aigc_studio.core.sampling import SamplingConfig
+from aigc_studio.services.completion_service import CompletionService, Suggestion
+from aigc_studio.services.settings import Settings
+
+__all__ = ["StringSource", "SuggestionViewModel", "TextSource", "utf16_len"]
+
+log = logging.getLogger(__name__)
+
+ALTERNATIVES = 4  # how many suggestions Alt+] asks for when only one is known
+
+
+def utf16_len(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units (how QTextDocument counts positions)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+class TextSource(Protocol):
+    """What the view-model reads from the editor."""
+
+    def cursor_position(self) -> int:
+        """The cursor's position."""
+
+    def has_selection(self) -> bool:
+        """Whether text is selected."""
+
+    def text_range(self, start: int, end: int) -> str:
+        """The text between two positions (line breaks as ``"\\n"``)."""
+
+    def block_tail(self, position: int) -> str:
+        """The rest of the paragraph after ``position``."""
+
+
+class StringSource:
+    """A :class:`TextSource` over a Python string (for tests and tools); positions are indices."""
+
+    def __init__(self, text: str = "", cursor: int | None = None) -> None:
+        self.text = text
+        self.cursor = len(text) if cursor is None else cursor
+        self.selection = False
+
+    def cursor_position(self) -> int:
+        return self.cursor
+
+    def has_selection(self) -> bool:
+        return self.selection
+
+    def text_range(self, start: int, end: int) -> str:
+        return self.text[start:end]
+
+    def block_tail(self, position: int) -> str:
+        return self.text[position:].split("\n", 1)[0]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    request_id: int
+    position: int
+    kind: str  # "suggest" | "long" | "alternatives"
+
+
+class SuggestionViewModel(QObject):
+    """The ghost text after the cursor: its alternatives, the one shown, and where it is anchored.
+
+    The editor reports edits (:meth:`on_contents_changed`) and cursor moves (:meth:`on_cursor_moved`)
+    and paints :attr:`ghost` at :attr:`anchor` while :attr:`visible`. Accepting means inserting
+    :meth:`accept_all` or :meth:`accept_word` into the document: the edit then types through the
+    suggestion like any other keystroke.
+    """
+
+    changed = Signal()
+    """The ghost text, its anchor or the alternatives changed (the editor repaints)."""
+
+    continuing_changed = Signal(bool)
+    """Continue started (True) or ended (False)."""
+
+    continue_piece = Signal(str)
+    """Continue produced text: carries the text to insert at the Continue position."""
+
+    continue_finished = Signal(str)
+    """Continue ended: carries "finished", "stopped" or an error message."""
+
+    error = Signal(str)
+    """A suggestion failed: carries the message (shown in the status bar)."""
+
+    def __init__(self, service: CompletionService, settings: Settings,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._settings = settings
+        self._source: TextSource | None = None
+        self._alternatives: tuple[str, ...] = ()
+        self._index = 0
+        self._anchor = -1
+        self._pending: _Pending | None = None
+        self._continue_id = 0
+        self._suspended = 0
+        service.suggestion_ready.connect(self._on_suggestion)
+        service.request_failed.connect(self._on_failed)
+        service.continue_piece.connect(self._on_continue_piece)
+        service.continue_finished.connect(self._on_continue_finished)
+        settings.changed.connect(self._on_setting_changed)
+        service.debounce_ms = settings.value("completion/debounce_ms")
+
+    def attach(self, source: TextSource | None) -> None:
+        """Read the document through ``source`` (the editor)."""
+        self._source = source
+        self.dismiss()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether inline suggestions are on (the "completion/enabled" setting)."""
+        return bool(self._settings.value("completion/enabled"))
+
+    @property
+    def alternatives(self) -> tuple[str, ...]:
+        """The suggestions to choose from (what is left of them after typing through)."""
+        return self._alternatives
+
+    @property
+    def index(self) -> int:
+        """Which alternative is shown."""
+        return self._index
+
+    @property
+    def ghost(self) -> str:
+        """The suggestion shown after the cursor, or ``""``."""
+        return self._alternatives[self._index] if self._alternatives else ""
+
+    @property
+    def anchor(self) -> int:
+        """The position the ghost text follows (-1 when none is shown)."""
+        return self._anchor
+
+    @property
+    def visible(self) -> bool:
+        """Whether a suggestion is shown."""
+        return bool(self._alternatives)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a request is pending or running."""
+        return self._pending is not None
+
+    @property
+    def continuing(self) -> bool:
+        """Whether Continue is streaming text into the document."""
+        return bool(self._continue_id)
+
+    def _show(self, alternatives: tuple[str, ...], index: int, anchor: int) -> None:
+        if (alternatives, index, anchor) == (self._alternatives, self._index, self._anchor):
+            return
+        self._alternatives, self._index = alternatives, index
+        self._anchor = anchor if alternatives else -1
+        self.changed.emit()
+
+    def _policy(self) -> CompletionPolicy:
+        chars = int(self._settings.value("completion/context_chars"))
+        context_length = self._service.status.context_length
+        if context_length:
+            budget = context_length - self._settings.sampling_config().max_new_tokens - 8
+            chars = min(chars, max(256, budget * 3))  # about three characters per token or more
+        return CompletionPolicy(context_chars=max(chars, 256), context_block=256,
+                                max_words=int(self._settings.value("completion/max_words")),
+                                long_words=int(self._settings.value("completion/long_words")))
+
+    def _context(self, position: int, policy: CompletionPolicy) -> str:
+        assert self._source is not None
+        start = context_start(position, policy)
+        return trim_context_start(self._source.text_range(start, position), start)
+
+    # -- what the editor reports ------------------------------------------------------------------
+
+    def suspend(self) -> _Suspension:
+        """A context manager that ignores edits (loading a file, inserting Continue text)."""
+        return _Suspension(self)
+
+    def on_contents_changed(self, position: int, removed: int, added: int) -> None:
+        """The document changed at ``position``: ``removed`` units went, ``added`` came."""
+        if self._suspended or self.continuing or self._source is None:
+            return
+        ghost = self.ghost
+        if ghost and removed == 0 and position == self._anchor and 0 < added <= utf16_len(ghost):
+            typed = self._source.text_range(position, position + added)
+            rest = type_through(ghost, typed)
+            if rest:
+                alternatives = tuple(r for r in (type_through(a, typed) for a in
+                                                 self._alternatives) if r)
+                self._service.cancel()  # a streamed suggestion stays as it is now
+                self._pending = None
+                self._show(alternatives, alternatives.index(rest), position + added)
+                return
+        self.dismiss()
+        if self.enabled:
+            self._schedule("suggest")
+
+    def on_cursor_moved(self, position: int) -> None:
+        """The cursor moved: a suggestion anchored elsewhere goes away."""
+        if self.continuing:
+            return
+        if self.visible and position != self._anchor:
+            self.dismiss()
+        elif self._pending is not None and position != self._pending.position:
+            self._service.cancel()
+            self._pending = None
+
+    # -- user actions -----------------------------------------------------------------------------
+
+    def request_now(self) -> None:
+        """Alt+\\: ask at once; while a suggestion is shown, ask for a longer one."""
+        if self._source is None or self.continuing:
+            return
+        if self.visible:
+            self._schedule("long", immediate=True)
+        else:
+            self._schedule("suggest", immediate=True)
+
+    def cycle(self, step: int) -> None:
+        """Alt+] (``step`` 1) / Alt+[ (-1): show the next or previous alternative.
+
+        With a single suggestion shown, alternatives are asked for (beam search's n-best list or
+        several samples) and the next one is shown when they arrive.
+        """
+        if self.continuing:
+            return
+        if len(self._alternatives) > 1:
+            self._show(self._alternatives, (self._index + step) % len(self._alternatives),
+                       self._anchor)
+        elif self.visible:
+            self._schedule("alternatives", immediate=True)
+        else:
+            self.request_now()
+
+    def dismiss(self) -> None:
+        """Esc: hide the suggestion and stop asking for one."""
+        if self._pending is not None:
+            self._service.cancel()
+            self._pending = None
+        self._show((), 0, -1)
+
+    def accept_all(self) -> str:
+        """Tab: the text to insert at the cursor (the whole suggestion), or ``""``."""
+        return self.ghost
+
+    def accept_word(self) -> str:
+        """Ctrl+Right: the text to insert at the cursor (the suggestion's next word), or ``""``."""
+        return next_word(self.ghost) if self.ghost else ""
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _config(self) -> SamplingConfig:
+        return self._settings.sampling_config()
+
+    def _schedule(self, kind: str, *, immediate: bool = False) -> None:
+        source = self._source
+        if source is None or self._service.status.state != "ready":
+            return
+        if source.has_selection():
+            self.dismiss()
+            return
+        position = source.cursor_position()
+        policy = self._policy()
+        context = self._context(position, policy)
+        if suggestion_site(context, source.block_tail(position)) is Site.NONE:
+            if self._pending is not None:
+                self._service.cancel()
+                self._pending = None
+            return
+        long = kind == "long"
+        request_id = self._service.request(
+            context, self._config(), max_words=policy.words(long), long=long,
+            alternatives=ALTERNATIVES if kind == "alternatives" else 1, immediate=immediate)
+        self._pending = _Pending(request_id, position, kind)
+
+    @Slot(object)
+    def _on_suggestion(self, suggestion: Suggestion) -> None:
+        pending = self._pending
+        if pending is None or suggestion.request_id != pending.request_id or self._source is None:
+            return
+        if self._source.cursor_position() != pending.position:
+            return
+        if suggestion.final:
+            self._pending = None
+        if pending.kind == "alternatives":
+            current = self.ghost
+            found = tuple(a for a in suggestion.alternatives if a != current)
+            alternatives = ((current,) if current else ()) + found
+            index = 1 if current and found else 0
+        else:
+            alternatives, index = suggestion.alternatives, 0
+        if not alternatives:
+            if suggestion.final and pending.kind == "suggest":
+                self._show((), 0, -1)
+            return
+        self._show(alternatives, index, pending.position)
+
+    @Slot(int, str)
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if self._pending is not None and request_id == self._pending.request_id:
+            self._pending = None
+            self.error.emit(f"Suggestion failed: {message}")
+
+    @Slot(str, object)
+    def _on_setting_changed(self, key: str, value: object) -> None:
+        if key == "completion/debounce_ms":
+            self._service.debounce_ms = int(value)  # type: ignore[call-overload]
+        elif key == "completion/enabled" and not value:
+            self.dismiss()
+
+    # -- continue ---------------------------------------------------------------------------------
+
+    def start_continue(self) -> bool:
+        """Ctrl+Enter: stream a longer passage at the cursor; False if it cannot start now."""
+        source = self._source
+        if source is None or self.continuing or self._service.status.state != "ready":
+            return False
+        self.dismiss()
+        position = source.cursor_position()
+        context = self._context(position, self._policy())
+        config = self._config()
+        config = config.with_(max_new_tokens=int(self._settings.value("continue/max_new_tokens")),
+                              stop=str(self._settings.value("continue/stop")), num_return=1)
+        if config.is_beam:
+            config = config.with_(strategy="greedy")  # streaming is token by token
+        self._continue_id = self._service.start_continue(context, config)
+        self.continuing_changed.emit(True)
+        return True
+
+    def stop_continue(self) -> None:
+        """Stop Continue before its next token (Esc or the Stop button)."""
+        if self.continuing:
+            self._service.stop_continue()
+
+    @Slot(int, str)
+    def _on_continue_piece(self, request_id: int, text: str) -> None:
+        if request_id == self._continue_id:
+            self.continue_piece.emit(text)
+
+    @Slot(int, str)
+    def _on_continue_finished(self, request_id: int, reason: str) -> None:
+        if request_id != self._continue_id:
+            return
+        self._continue_id = 0
+        self.continuing_changed.emit(False)
+        self.continue_finished.emit(reason)
+        if reason not in ("finished", "stopped"):
+            self.error.emit(f"Continue failed: {reason}")
+
+
+class _Suspension:
+    def __init__(self, model: SuggestionViewModel) -> None:
+        self._model = model
+
+    def __enter__(self) -> None:
+        self._model._suspended += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._model._suspended -= 1

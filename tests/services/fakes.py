@@ -1,0 +1,183 @@
+"""A scripted stand-in for the runtime's TextGenerator and its model registry.
+
+The fake yields words of a script (optionally slowly, to act like a busy model), checks ``cancel``
+before every step like the real generator, and records what it was asked. Used by the service,
+view-model and GUI tests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigc_studio.services.models import ModelChoice, ModelInfo
+
+Script = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class FakeCompletion:
+    text: str
+    token_ids: tuple[int, ...]
+    score: float
+
+
+@dataclass
+class FakeStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+
+
+def default_script(prompt: str) -> str:
+    """A continuation that depends on how the prompt ends."""
+    if prompt.endswith("wonder"):
+        return "ful day in the park, said Emma."
+    return " quick brown fox jumps over the lazy dog and runs far away into the night"
+
+
+def pieces(text: str) -> list[str]:
+    """Split text into token-like pieces: a word with its leading space, or punctuation."""
+    return re.findall(r"\s*\w+|\s*[^\w\s]|\s+", text)
+
+
+@dataclass
+class Call:
+    prompt: str
+    config: Any
+    steps: int = 0            # model steps taken
+    cancelled_at: int | None = None   # the step at which cancel was seen
+    done: bool = False
+
+
+class FakeGenerator:
+    """Yields the pieces of ``script(prompt)``, ``delay_s`` seconds per step.
+
+    ``ignore_cancel`` makes a stubborn model that never looks at ``cancel`` (to test that stale
+    results are dropped by the service). ``fail`` raises that exception from the first step.
+    """
+
+    name = "fake-lm"
+    provider = "CPUExecutionProvider"
+    device_note = "no GPU in the tests"
+    context_length = 512
+
+    def __init__(self, script: Script = default_script, *, delay_s: float = 0.0,
+                 ignore_cancel: bool = False, fail: Exception | None = None,
+                 alternatives: Callable[[str, int], list[str]] | None = None) -> None:
+        self.script = script
+        self.delay_s = delay_s
+        self.ignore_cancel = ignore_cancel
+        self.fail = fail
+        self.alternatives = alternatives
+        self.calls: list[Call] = []
+        self.last_stats = FakeStats()
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # The real generator is not thread-safe; the fake notes which thread uses it.
+    def _enter(self, prompt: str, config: Any) -> Call:
+        self.thread = threading.current_thread()
+        call = Call(prompt, config)
+        with self._lock:
+            self.calls.append(call)
+        return call
+
+    def _step(self, call: Call, cancel: Callable[[], bool] | None) -> bool:
+        if not self.ignore_cancel and cancel is not None and cancel():
+            call.cancelled_at = call.steps
+            return False
+        if self.fail is not None:
+            raise self.fail
+        if self.delay_s:
+            time.sleep(self.delay_s)  # stands in for a model step (releases the GIL like onnxruntime)
+        call.steps += 1
+        return True
+
+    def stream(self, prompt: str, config: Any,
+               cancel: Callable[[], bool] | None = None) -> Iterator[str]:
+        call = self._enter(prompt, config)
+        started = time.perf_counter()
+        limit = getattr(config, "max_new_tokens", 32)
+        produced = 0
+        try:
+            for piece in pieces(self.script(prompt))[:limit]:
+                if not self._step(call, cancel):
+                    return
+                produced += 1
+                if produced == 1:
+                    self.last_stats = FakeStats(prompt_tokens=len(prompt) // 4,
+                                                ttft_s=time.perf_counter() - started)
+                yield piece
+        finally:
+            call.done = True
+            self.last_stats = FakeStats(prompt_tokens=len(prompt) // 4, new_tokens=produced,
+                                        ttft_s=self.last_stats.ttft_s,
+                                        total_s=time.perf_counter() - started)
+
+    def complete(self, prompt: str, config: Any,
+                 cancel: Callable[[], bool] | None = None) -> list[FakeCompletion]:
+        count = max(1, getattr(config, "num_return", 1))
+        if self.alternatives is not None:
+            texts = self.alternatives(prompt, count)
+        else:
+            base = self.script(prompt)
+            texts = [base] + [f" variant {i} of the story goes on" for i in range(1, count)]
+        call = self._enter(prompt, config)
+        for _ in range(4):
+            if not self._step(call, cancel):
+                call.done = True
+                return []
+        call.done = True
+        self.last_stats = FakeStats(prompt_tokens=len(prompt) // 4, new_tokens=4)
+        return [FakeCompletion(text, tuple(range(len(pieces(text)))), -float(i))
+                for i, text in enumerate(texts[:count])]
+
+
+class FakeBackend:
+    """Lists fake models and creates :class:`FakeGenerator` instances.
+
+    ``error`` makes :meth:`create` raise it (a missing or corrupt package). ``gate`` (an Event), if
+    given, holds :meth:`create` until it is set, to test the window while a model loads.
+    """
+
+    def __init__(self, generator: FakeGenerator | None = None, *,
+                 models: list[str] | None = None, error: Exception | None = None,
+                 gate: threading.Event | None = None) -> None:
+        self.generator = generator or FakeGenerator()
+        self.model_names = models if models is not None else ["fake-lm", "fake-lm-large"]
+        self.error = error
+        self.gate = gate
+        self.choices: list[ModelChoice] = []
+        self.created = threading.Event()
+
+    def list_models(self) -> list[ModelInfo]:
+        return [ModelInfo(name=name, size_bytes=1_000_000) for name in self.model_names]
+
+    def gpu_status(self) -> tuple[bool, str]:
+        return False, "no GPU in the tests"
+
+    def create(self, choice: ModelChoice) -> FakeGenerator:
+        self.choices.append(choice)
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.error is not None:
+            raise self.error
+        self.created.set()
+        return self.generator
+
+
+@dataclass
+class Recorder:
+    """Collects the arguments of a signal."""
+
+    items: list[Any] = field(default_factory=list)
+
+    def __call__(self, *args: Any) -> None:
+        self.items.append(args[0] if len(args) == 1 else args)

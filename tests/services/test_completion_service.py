@@ -1,0 +1,237 @@
+"""The completion service: debounce, latest request wins, cancellation, errors as data, Continue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from aigc_studio.core.sampling import SamplingConfig
+from aigc_studio.services.completion_service import CompletionService, Suggestion
+from aigc_studio.services.models import ModelChoice, ModelStatus
+
+from .fakes import FakeBackend, FakeGenerator, Recorder
+
+CONFIG = SamplingConfig()
+LONG_TEXT = " ".join(f"word{i}" for i in range(200))
+
+MakeService = Callable[..., tuple[CompletionService, FakeBackend]]
+
+
+@pytest.fixture
+def make_service(qtbot) -> Iterator[MakeService]:
+    services: list[CompletionService] = []
+
+    def make(generator: FakeGenerator | None = None, *, backend: FakeBackend | None = None,
+             debounce_ms: int = 40, load: bool = True) -> tuple[CompletionService, FakeBackend]:
+        backend = backend or FakeBackend(generator)
+        service = CompletionService(backend, debounce_ms=debounce_ms)
+        services.append(service)
+        service.start()
+        if load:
+            with qtbot.waitSignal(service.status_changed, timeout=5000,
+                                  check_params_cb=lambda s: s.state != "loading"):
+                service.load_model(ModelChoice("fake-lm"))
+        return service, backend
+
+    yield make
+    for service in services:
+        service.shutdown()
+
+
+def test_typing_sends_one_request_after_the_pause(qtbot, make_service: MakeService) -> None:
+    service, backend = make_service(debounce_ms=80)
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    ids = [service.request("The" + " quick"[:i], CONFIG) for i in range(7)]
+    assert sent.items == []  # nothing before the pause
+    with qtbot.waitSignal(service.suggestion_ready, timeout=5000,
+                          check_params_cb=lambda s: s.final):
+        pass
+    assert sent.items == [ids[-1]]
+    assert [call.prompt for call in backend.generator.calls] == ["The quick"]
+
+
+def test_debounce_is_clamped(make_service: MakeService) -> None:
+    service, _ = make_service(load=False)
+    service.debounce_ms = 5000
+    assert service.debounce_ms == 1000
+    service.debounce_ms = -5
+    assert service.debounce_ms == 0
+
+
+def test_suggestion_is_trimmed_and_streamed(qtbot, make_service: MakeService) -> None:
+    service, backend = make_service()
+    results = Recorder()
+    service.suggestion_ready.connect(results)
+    with qtbot.waitSignal(service.suggestion_ready, timeout=5000,
+                          check_params_cb=lambda s: s.final):
+        request_id = service.request("The", CONFIG, max_words=4, immediate=True)
+    final = results.items[-1]
+    assert isinstance(final, Suggestion)
+    assert final.request_id == request_id
+    assert final.alternatives == (" quick brown fox jumps",)
+    # It stopped generating once the suggestion was settled: far fewer steps than the script.
+    assert backend.generator.calls[0].steps <= 6
+    # Partial results grew towards the final one.
+    partial = [s.alternatives[0] for s in results.items if not s.final]
+    assert partial and all(final.alternatives[0].startswith(p) for p in partial)
+    assert backend.generator.thread is not threading.main_thread()
+
+
+def test_stale_results_are_dropped(qtbot, make_service: MakeService) -> None:
+    service, _ = make_service()
+    computed = threading.Event()
+    # Note (in the worker thread) when the first result has been computed and queued for the UI.
+    def note(suggestion: Suggestion) -> None:
+        if suggestion.final:
+            computed.set()
+
+    service._worker.suggestion.connect(note, Qt.ConnectionType.DirectConnection)
+    first = service.request("A", CONFIG, immediate=True)
+    assert computed.wait(5)  # the result waits in the event queue...
+    results = Recorder()
+    service.suggestion_ready.connect(results)
+    with qtbot.waitSignal(service.suggestion_ready, timeout=5000,
+                          check_params_cb=lambda s: s.final):
+        second = service.request("B", CONFIG, immediate=True)  # ...when a newer request is made
+    assert first != second
+    assert {s.request_id for s in results.items} == {second}
+    assert service.stale_dropped >= 1
+
+
+def test_a_stubborn_model_cannot_deliver_stale_results(qtbot, make_service: MakeService) -> None:
+    generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.01, ignore_cancel=True)
+    service, _ = make_service(generator)
+    service.request("A", CONFIG, max_words=300, immediate=True)
+    qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 2, timeout=5000)
+    results = Recorder()
+    service.suggestion_ready.connect(results)
+    with qtbot.waitSignal(service.suggestion_ready, timeout=10000,
+                          check_params_cb=lambda s: s.final):
+        second = service.request("B", CONFIG, max_words=300, immediate=True)
+    assert results.items and {s.request_id for s in results.items} == {second}
+    assert generator.calls[0].cancelled_at is None  # it ran to its end; none of it was shown
+
+
+def test_a_new_request_cancels_the_running_one_within_one_token(qtbot,
+                                                                 make_service: MakeService) -> None:
+    generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.02)
+    service, _ = make_service(generator)
+    service.request("A", CONFIG, max_words=300, immediate=True)
+    qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 3, timeout=5000)
+    steps_when_replaced = generator.calls[0].steps
+    service.request("B", CONFIG, max_words=300, immediate=True)
+    qtbot.waitUntil(lambda: generator.calls[0].done, timeout=5000)
+    first = generator.calls[0]
+    assert first.cancelled_at is not None
+    assert first.steps <= steps_when_replaced + 1
+    service.cancel()
+    qtbot.waitUntil(lambda: len(generator.calls) == 2 and generator.calls[1].done, timeout=5000)
+
+
+def test_errors_are_reported_as_data(qtbot, make_service: MakeService) -> None:
+    service, _ = make_service(FakeGenerator(fail=RuntimeError("the model broke")))
+    with qtbot.waitSignal(service.request_failed, timeout=5000) as blocker:
+        request_id = service.request("The", CONFIG, immediate=True)
+    assert blocker.args[0] == request_id
+    assert "the model broke" in blocker.args[1]
+
+
+def test_request_without_a_model_fails_quietly(qtbot, make_service: MakeService) -> None:
+    service, _ = make_service(load=False)
+    with qtbot.waitSignal(service.request_failed, timeout=5000) as blocker:
+        service.request("The", CONFIG, immediate=True)
+    assert "no model" in blocker.args[1]
+
+
+def test_model_load_failure_is_a_status(qtbot, make_service: MakeService) -> None:
+    backend = FakeBackend(error=ValueError("manifest.json: unknown format version 9"))
+    service, _ = make_service(backend=backend, load=False)
+    states = Recorder()
+    service.status_changed.connect(states)
+    with qtbot.waitSignal(service.status_changed, timeout=5000,
+                          check_params_cb=lambda s: s.state == "failed"):
+        service.load_model(ModelChoice("broken"))
+    assert [s.state for s in states.items] == ["loading", "loading", "failed"]
+    status: ModelStatus = service.status
+    assert "unknown format version 9" in status.error
+
+
+def test_models_are_listed_in_the_background(qtbot, make_service: MakeService) -> None:
+    service, _ = make_service(load=False)
+    qtbot.waitUntil(lambda: [m.name for m in service.models] == ["fake-lm", "fake-lm-large"],
+                    timeout=5000)
+
+
+def test_alternatives_come_from_beam_search(qtbot, make_service: MakeService) -> None:
+    service, backend = make_service()
+    with qtbot.waitSignal(service.suggestion_ready, timeout=5000) as blocker:
+        service.request("The", CONFIG, alternatives=3, immediate=True)
+    suggestion: Suggestion = blocker.args[0]
+    assert len(suggestion.alternatives) == 3
+    config = backend.generator.calls[-1].config
+    assert config.strategy == "beam" and config.num_return == 3
+
+
+def test_continue_streams_and_stops(qtbot, make_service: MakeService) -> None:
+    generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.01)
+    service, _ = make_service(generator)
+    pieces = Recorder()
+    service.continue_piece.connect(pieces)
+    request_id = service.start_continue("Once upon a time ", CONFIG.with_(max_new_tokens=500))
+    assert service.continuing
+    qtbot.waitUntil(lambda: len(pieces.items) >= 3, timeout=5000)
+    with qtbot.waitSignal(service.continue_finished, timeout=5000) as blocker:
+        service.stop_continue()
+    assert blocker.args == [request_id, "stopped"]
+    assert not service.continuing
+    assert pieces.items[0] == (request_id, "word0")  # the leading space is typed already
+    assert len(pieces.items) < 100
+
+
+def test_continue_finishes_by_itself(qtbot, make_service: MakeService) -> None:
+    service, _ = make_service(FakeGenerator(lambda prompt: " and they lived happily."))
+    text = []
+    service.continue_piece.connect(lambda _id, piece: text.append(piece))
+    with qtbot.waitSignal(service.continue_finished, timeout=5000) as blocker:
+        service.start_continue("So", CONFIG)
+    assert blocker.args[1] == "finished"
+    assert "".join(text) == " and they lived happily."
+
+
+def test_ui_thread_keeps_ticking_while_the_model_works(qtbot, make_service: MakeService) -> None:
+    generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.005)
+    service, _ = make_service(generator)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    try:
+        with qtbot.waitSignal(service.continue_finished, timeout=10000):
+            service.start_continue("Go", CONFIG.with_(max_new_tokens=150))
+        for i in range(20):  # and a burst of keystrokes' worth of requests
+            service.request(f"Go{i}", CONFIG, max_words=50)
+        with qtbot.waitSignal(service.suggestion_ready, timeout=10000,
+                              check_params_cb=lambda s: s.final):
+            pass
+    finally:
+        timer.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) > 20
+    assert max(gaps) < 0.05, f"the UI thread stalled for {max(gaps) * 1000:.0f} ms"
+
+
+def test_shutdown_stops_a_busy_worker(qtbot, make_service: MakeService) -> None:
+    generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.02)
+    service, _ = make_service(generator)
+    service.start_continue("Go", CONFIG.with_(max_new_tokens=500))
+    qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 1, timeout=5000)
+    started = time.perf_counter()
+    service.shutdown()
+    assert time.perf_counter() - started < 1.0
+    assert not service.running

@@ -1,0 +1,66 @@
+"""The completion service with the real runtime: a tiny trained model in a package folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aigc_studio.core.sampling import SamplingConfig
+from aigc_studio.services.completion_service import CompletionService, Suggestion
+from aigc_studio.services.models import ModelChoice, RuntimeBackend
+
+
+@pytest.fixture
+def service(qtbot, tiny_text_package: Path):
+    service = CompletionService(RuntimeBackend([tiny_text_package.parent]), debounce_ms=0)
+    service.start()
+    yield service
+    service.shutdown()
+
+
+def test_lists_and_loads_the_package(qtbot, service: CompletionService,
+                                     tiny_text_package: Path) -> None:
+    qtbot.waitUntil(lambda: bool(service.models), timeout=10000)
+    assert [m.name for m in service.models] == [tiny_text_package.name]
+    with qtbot.waitSignal(service.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state != "loading"):
+        service.load_model(ModelChoice("", "cpu", 1))
+    assert service.status.state == "ready", service.status.error
+    assert service.status.provider == "CPUExecutionProvider"
+    assert service.gpu is not None
+
+
+def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService) -> None:
+    with qtbot.waitSignal(service.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state != "loading"):
+        service.load_model(ModelChoice("", "cpu", 1))
+    config = SamplingConfig(max_new_tokens=12)
+    finals: list[Suggestion] = []
+    for context in ("The quick brown", "The quick brown fox jumps"):
+        with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
+                              check_params_cb=lambda s: s.final) as blocker:
+            service.request(context, config, immediate=True)
+        finals.append(blocker.args[0])
+    first, second = finals
+    assert first.alternatives and first.alternatives[0].startswith(" fox")
+    assert second.stats.reused_tokens > 0  # the unchanged prefix came from the cache
+    assert second.stats.prompt_tokens > second.stats.reused_tokens
+
+
+def test_a_corrupt_package_fails_with_its_reason(qtbot, tiny_text_package: Path,
+                                                 tmp_path: Path) -> None:
+    broken = tmp_path / "models" / tiny_text_package.name
+    shutil.copytree(tiny_text_package, broken)
+    graph = next(broken.glob("*.onnx"))
+    graph.write_bytes(graph.read_bytes()[:100])
+    service = CompletionService(RuntimeBackend([broken.parent]))
+    service.start()
+    try:
+        with qtbot.waitSignal(service.status_changed, timeout=30000,
+                              check_params_cb=lambda s: s.state == "failed"):
+            service.load_model(ModelChoice(tiny_text_package.name))
+        assert graph.name in service.status.error or "sha256" in service.status.error
+    finally:
+        service.shutdown()

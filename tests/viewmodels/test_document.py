@@ -1,0 +1,83 @@
+"""The document view-model: files, modification, counts and the recovery copy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aigc_studio.services.documents import DocumentError, RecoveryStore
+from aigc_studio.services.settings import Settings
+from aigc_studio.viewmodels.document import DocumentViewModel
+from tests.services.fakes import Recorder
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecoveryStore:
+    return RecoveryStore(tmp_path / "recovery")
+
+
+@pytest.fixture
+def document(settings: Settings, store: RecoveryStore) -> Iterator[DocumentViewModel]:
+    document = DocumentViewModel(settings, store)
+    yield document
+    document.close()
+
+
+def test_new_load_save(document: DocumentViewModel, tmp_path: Path, settings: Settings) -> None:
+    assert document.title == "Untitled \u2014 AIGC Studio"
+    text = {"value": "Hello there, writer."}
+    document.attach(lambda: text["value"])
+    titles = Recorder()
+    document.title_changed.connect(titles)
+    document.set_modified(True)
+    assert document.title.startswith("*Untitled")
+    path = tmp_path / "story.md"
+    document.save(path)
+    assert path.read_text() == "Hello there, writer."
+    assert not document.modified and document.path == path
+    assert document.title == "story.md \u2014 AIGC Studio"
+    assert settings.recent_files() == [str(path)]
+    loaded = document.load(path)
+    assert loaded.text == "Hello there, writer."
+
+
+def test_missing_file_opens_empty_and_is_created_on_save(document: DocumentViewModel,
+                                                         tmp_path: Path) -> None:
+    path = tmp_path / "new.txt"
+    assert document.load(path).text == ""
+    assert document.path == path and not path.exists()
+    document.attach(lambda: "first words")
+    document.save()
+    assert path.read_text() == "first words"
+
+
+def test_bad_file_changes_nothing(document: DocumentViewModel, tmp_path: Path) -> None:
+    path = tmp_path / "old.txt"
+    path.write_bytes(b"\xff\xfeU\x00T\x00F\x00")
+    with pytest.raises(DocumentError, match="not a UTF-8 text file"):
+        document.load(path)
+    assert document.path is None
+
+
+def test_counts_are_debounced(qtbot, document: DocumentViewModel) -> None:
+    document.attach(lambda: "one two  three\nfour")
+    with qtbot.waitSignal(document.counts_changed, timeout=2000) as blocker:
+        document.text_changed()
+        document.text_changed()
+    assert blocker.args == [4, 19]
+
+
+def test_autosave_writes_only_unsaved_text(qtbot, document: DocumentViewModel,
+                                           store: RecoveryStore, settings: Settings) -> None:
+    settings.set_value("documents/autosave_s", 1)
+    document.attach(lambda: "unsaved draft")
+    document.text_changed()
+    assert not document.autosave.pending  # nothing unsaved yet
+    document.set_modified(True)
+    document.text_changed()
+    document.focus_lost()
+    assert store.file.read_text().endswith("unsaved draft")
+    document.set_modified(False)  # saved (or undone to the saved text)
+    assert not store.file.exists()

@@ -1,0 +1,229 @@
+"""The suggestion view-model, driven through a string instead of an editor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import QCoreApplication
+
+from aigc_studio.services.completion_service import CompletionService
+from aigc_studio.services.settings import Settings
+from aigc_studio.viewmodels.suggestion import StringSource, SuggestionViewModel
+from tests.services.fakes import FakeGenerator, Recorder
+
+
+@pytest.fixture
+def source() -> StringSource:
+    return StringSource("")
+
+
+@pytest.fixture
+def model(service: CompletionService, settings: Settings,
+          source: StringSource) -> Iterator[SuggestionViewModel]:
+    model = SuggestionViewModel(service, settings)
+    model.attach(source)
+    yield model
+    model.dismiss()
+
+
+def insert(model: SuggestionViewModel, source: StringSource, text: str) -> None:
+    """What the editor reports when ``text`` is typed (or pasted) at the cursor."""
+    position = source.cursor
+    source.text = source.text[:position] + text + source.text[position:]
+    source.cursor += len(text)
+    model.on_contents_changed(position, 0, len(text))
+    model.on_cursor_moved(source.cursor)
+
+
+def type_keys(model: SuggestionViewModel, source: StringSource, text: str) -> None:
+    for char in text:
+        insert(model, source, char)
+
+
+def wait_for_ghost(qtbot, model: SuggestionViewModel, ghost: str | None = None) -> None:
+    if ghost is None:
+        qtbot.waitUntil(lambda: model.visible and not model.waiting, timeout=5000)
+    else:
+        qtbot.waitUntil(lambda: model.ghost == ghost and not model.waiting, timeout=5000)
+
+
+def test_runs_under_a_bare_core_application(qapp) -> None:
+    assert type(QCoreApplication.instance()) is QCoreApplication or "PySide6.QtWidgets" in sys.modules
+
+
+@pytest.mark.skipif(os.environ.get("AIGC_INNER") == "1", reason="already the inner run")
+def test_view_models_need_no_widgets() -> None:
+    """Run these tests again in a process of their own: QCoreApplication, no QtGui or QtWidgets."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, AIGC_INNER="1", QT_QPA_PLATFORM="offscreen")
+    imports = ("import sys\n"
+               "import aigc_studio.viewmodels.suggestion, aigc_studio.viewmodels.model\n"
+               "import aigc_studio.viewmodels.document\n"
+               "loaded = [m for m in ('PySide6.QtGui', 'PySide6.QtWidgets') if m in sys.modules]\n"
+               "assert not loaded, loaded\n")
+    result = subprocess.run([sys.executable, "-c", imports], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tests = ("import sys, pytest\n"
+             "code = pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/viewmodels'])\n"
+             "from PySide6.QtCore import QCoreApplication\n"
+             "assert type(QCoreApplication.instance()) is QCoreApplication\n"
+             "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", tests], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=root)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_typing_asks_once_after_the_pause(qtbot, model, source, service, generator) -> None:
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model, " quick brown fox jumps")
+    assert len(sent.items) == 1
+    assert [call.prompt for call in generator.calls] == ["The"]
+    assert model.anchor == 3
+
+
+def test_typing_through_keeps_the_rest(qtbot, model, source, service) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    type_keys(model, source, " qu")
+    assert model.ghost == "ick brown fox jumps"
+    assert model.anchor == 6
+    insert(model, source, "ick brown")  # a paste that matches counts too
+    assert model.ghost == " fox jumps"
+    assert sent.items == []  # no new request while typing through
+
+
+def test_other_keystroke_dismisses_and_asks_again(qtbot, model, source, service) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    with qtbot.waitSignal(model.changed):
+        type_keys(model, source, " s")
+    assert not model.visible
+    qtbot.waitUntil(lambda: len(sent.items) == 1, timeout=5000)
+
+
+def test_accepting_a_word_then_all(qtbot, model, source, service) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    word = model.accept_word()
+    assert word == " quick"
+    insert(model, source, word)
+    assert model.ghost == " brown fox jumps"
+    rest = model.accept_all()
+    insert(model, source, rest)
+    assert source.text == "The quick brown fox jumps"
+    assert not model.visible
+    assert model.waiting  # and the next suggestion is on its way
+    wait_for_ghost(qtbot, model)
+
+
+def test_escape_and_cursor_moves_dismiss(qtbot, model, source) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    model.dismiss()
+    assert not model.visible and model.ghost == "" and model.anchor == -1
+    model.request_now()
+    wait_for_ghost(qtbot, model)
+    source.cursor = 1
+    model.on_cursor_moved(1)
+    assert not model.visible
+
+
+def test_no_suggestion_in_the_middle_of_a_paragraph(qtbot, model, source, service) -> None:
+    source.text, source.cursor = "The end of it.", 4
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    with qtbot.assertNotEmitted(service.request_sent, wait=100):
+        insert(model, source, "x")
+    assert not model.waiting
+
+
+def test_request_now_skips_the_pause(qtbot, model, source, service, settings) -> None:
+    settings.set_value("completion/debounce_ms", 1000)
+    assert service.debounce_ms == 1000
+    source.text = source.text + "The"
+    source.cursor = 3
+    with qtbot.waitSignal(service.request_sent, timeout=200):
+        model.request_now()
+    wait_for_ghost(qtbot, model)
+
+
+def test_a_longer_suggestion_on_request(qtbot, model, source) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model, " quick brown fox jumps")
+    model.request_now()  # Alt+\ again
+    wait_for_ghost(qtbot, model, " quick brown fox jumps over the lazy dog and runs far away "
+                                 "into the night")
+
+
+def test_cycling_asks_for_alternatives_then_cycles(qtbot, model, source, generator) -> None:
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    first = model.ghost
+    model.cycle(1)
+    qtbot.waitUntil(lambda: len(model.alternatives) > 1 and not model.waiting, timeout=5000)
+    assert model.alternatives[0] == first
+    assert model.index == 1 and model.ghost == " variant 1"  # not ending on "of the"
+    assert generator.calls[-1].config.strategy == "beam"
+    model.cycle(-1)
+    assert model.ghost == first
+    model.cycle(-1)
+    assert model.index == len(model.alternatives) - 1
+
+
+def test_disabled_or_not_ready_means_no_requests(qtbot, model, source, service, settings) -> None:
+    settings.set_value("completion/enabled", False)
+    with qtbot.assertNotEmitted(service.request_sent, wait=100):
+        type_keys(model, source, "The")
+
+
+def test_the_prompt_prefix_stays_the_same_while_typing(qtbot, model, source, generator,
+                                                       service) -> None:
+    source.text = " ".join(f"w{i}" for i in range(1500)) + " "
+    source.cursor = len(source.text)
+    prompts = []
+    for word in ("alpha ", "beta ", "gamma "):
+        for char in word:
+            insert(model, source, char)
+        wait_for_ghost(qtbot, model)
+        prompts.append(generator.calls[-1].prompt)
+    assert len(prompts[0]) <= 1600
+    assert prompts[1].startswith(prompts[0]) and prompts[2].startswith(prompts[1])
+
+
+def test_errors_become_a_message(qtbot, service, settings, source) -> None:
+    model = SuggestionViewModel(service, settings)
+    model.attach(source)
+    service._worker._generator = FakeGenerator(fail=RuntimeError("onnx went away"))
+    with qtbot.waitSignal(model.error, timeout=5000) as blocker:
+        type_keys(model, source, "The")
+    assert "onnx went away" in blocker.args[0]
+
+
+def test_continue_streams_and_stops(qtbot, service, settings, source) -> None:
+    slow = FakeGenerator(lambda prompt: " ".join(f"w{i}" for i in range(300)), delay_s=0.01)
+    service._worker._generator = slow
+    model = SuggestionViewModel(service, settings)
+    model.attach(source)
+    source.text, source.cursor = "Once upon a time", 16
+    pieces = Recorder()
+    model.continue_piece.connect(pieces)
+    with qtbot.waitSignal(model.continuing_changed) as started:
+        assert model.start_continue()
+    assert started.args == [True] and model.continuing
+    qtbot.waitUntil(lambda: len(pieces.items) >= 3, timeout=5000)
+    with qtbot.waitSignal(model.continue_finished, timeout=5000) as finished:
+        model.stop_continue()
+    assert finished.args == ["stopped"]
+    assert not model.continuing
+    assert "".join(pieces.items).startswith("w0 w1")
