@@ -237,10 +237,13 @@ def load_noto(cache: Path, emojibase: list[dict]) -> tuple[SourceInfo, list[Item
 
 
 def _qt_app() -> object:
+    """The process's Qt application, created if needed. A QApplication (not a QGuiApplication), so
+    that widgets created later in the same process, as in a test session, still work."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
 
-    return QGuiApplication.instance() or QGuiApplication([])
+    return QCoreApplication.instance() or QApplication([])
 
 
 def svg_renderer() -> Callable[[str, int], np.ndarray | None]:

@@ -1,4 +1,4 @@
-"""Fixtures for runtime tests: a tiny trained text package, built once per session."""
+"""Fixtures for runtime tests (the tiny trained package itself is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A read-only-by-convention tiny package; copy it (`package_copy`) before damaging it."""
-    from tests.tiny_models import build_tiny_text_package
-
-    return build_tiny_text_package(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture
