@@ -22,11 +22,7 @@ SUBCOMMANDS = ("complete", "models", "eval", "generate")
 
 
 def _default_text_model(registry: Any) -> str:
-    names = registry.names("text-lm")
-    for preferred in ("writer", DEFAULT_TEXT_MODEL):
-        if preferred in names:
-            return preferred
-    return names[0] if names else DEFAULT_TEXT_MODEL
+    return registry.default_name("text-lm") or DEFAULT_TEXT_MODEL
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:

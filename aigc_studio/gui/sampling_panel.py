@@ -147,7 +147,7 @@ class SamplingPanel(QWidget):
     def _on_models_changed(self, models: list[ModelInfo]) -> None:
         blocker = QSignalBlocker(self.model_combo)
         self.model_combo.clear()
-        self.model_combo.addItem("First installed", "")
+        self.model_combo.addItem("Default", "")
         for info in models:
             self.model_combo.addItem(f"{info.name} ({_size(info.size_bytes)})", info.name)
             index = self.model_combo.count() - 1

@@ -17,6 +17,8 @@ import platformdirs
 from aigc_studio.runtime.package import MANIFEST, ModelPackage, PackageError, load_package, read_manifest
 
 APP_NAME = "aigc-studio"
+DEFAULT_MODELS = {"text-lm": ("writer", "writer-tiny")}
+"""The default model of each kind, in order of preference; otherwise the first installed."""
 ENV_VAR = "AIGC_STUDIO_MODELS"
 
 
@@ -84,6 +86,15 @@ class ModelRegistry:
 
     def names(self, kind: str | None = None) -> list[str]:
         return [i.name for i in self.list(kind) if not i.error]
+
+    def default_name(self, kind: str = "text-lm") -> str | None:
+        """The package the app uses when none is chosen: the first preferred name that is installed,
+        else the first installed package of that kind, else None."""
+        names = self.names(kind)
+        for preferred in DEFAULT_MODELS.get(kind, ()):
+            if preferred in names:
+                return preferred
+        return names[0] if names else None
 
     def find(self, name: str) -> Path:
         for info in self.list():

@@ -47,7 +47,8 @@ class GeneratorLike(Protocol):
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model to load and where: ``name`` "" means the first text model installed."""
+    """Which model to load and where: ``name`` "" means the default text model (the registry's
+    ``default_name``: writer, else writer-tiny, else the first installed)."""
 
     name: str = ""
     device: str = "auto"   # "auto" | "cpu" | "gpu"
@@ -150,10 +151,9 @@ class RuntimeBackend:
 
         name = choice.name
         if not name:
-            usable = [info.name for info in self.list_models() if not info.error]
-            if not usable:
+            name = self._get_registry().default_name("text-lm")
+            if name is None:
                 where = ", ".join(str(p) for p in self._get_registry().search_paths)
                 raise PackageError(f"no text model is installed (searched {where})")
-            name = usable[0]
         package = self._get_registry().load(name)
         return TextGenerator(package, device=choice.device, threads=choice.threads)

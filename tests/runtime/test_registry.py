@@ -45,3 +45,16 @@ def test_environment_folders_come_first(monkeypatch: pytest.MonkeyPatch, tmp_pat
     paths = default_search_paths()
     assert paths[0] == tmp_path
     assert paths[-1].parts[-2:] == ("resources", "models")
+
+
+def test_default_name_prefers_the_writers(tiny_text_package: Path, tmp_path: Path) -> None:
+    for name in ("aaa", "writer-tiny"):
+        dst = tmp_path / name
+        shutil.copytree(tiny_text_package, dst)
+        m = json.loads((dst / "manifest.json").read_text())
+        m["name"] = name
+        (dst / "manifest.json").write_text(json.dumps(m))
+    reg = ModelRegistry([tmp_path])
+    assert reg.default_name() == "writer-tiny"
+    assert ModelRegistry([tiny_text_package.parent]).default_name() == "tiny-writer"
+    assert ModelRegistry([tmp_path / "empty"]).default_name() is None
