@@ -4,6 +4,7 @@
     aigc-studio complete [options] PROMPT    continue a prompt ('-' reads standard input)
     aigc-studio models                       list installed model packages
     aigc-studio eval perplexity --model NAME FILE
+    aigc-studio eval keystrokes --model NAME FILE
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--model")
     ppl.add_argument("--variant")
     ppl.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens")
+    ks = esub.add_parser("keystrokes", help="keystrokes inline suggestions save a writer typing a UTF-8 "
+                         "text file (the app's completion policy and keys; deterministic)")
+    ks.add_argument("file")
+    ks.add_argument("--model")
+    ks.add_argument("--variant")
+    ks.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+    ks.add_argument("--max-chars", type=int, default=0, help="type only the first N characters")
+    ks.add_argument("--max-words", type=int, default=4, help="words per suggestion (the app's default: 4)")
+    ks.add_argument("--json", action="store_true", help="print a JSON record")
+    _add_sampling_options(ks)
     _add_generate_parser(sub)
     return ap
 
@@ -164,12 +175,60 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _fail(f"{args.file}: too little text to score ({len(ids)} tokens)")
         nll = gen.score(ids)
         n = len(ids) - 1
-        words = max(1, len(text.split()))
+        words = max(1, len(gen.tokenizer.decode(ids).split()))  # of the scored text only
         print(f"model {gen.name} ({gen.variant}, {gen.provider}) on {args.file}: "
               f"{n} tokens, perplexity {math.exp(nll / n):.2f} per token, "
               f"{math.exp(nll / words):.2f} per word, {nll / n / math.log(2):.3f} bits/token")
         return 0
+    if args.metric == "keystrokes":
+        return _eval_keystrokes(args)
     return _fail(f"unknown metric {args.metric}")
+
+
+def _eval_keystrokes(args: argparse.Namespace) -> int:
+    """Simulate a writer typing the file with the app's suggestions (core.completion.simulate_typing)."""
+    import time
+
+    from aigc_studio.core.completion import CompletionPolicy, is_settled, simulate_typing
+
+    text = read_text_file(args.file)[: args.max_chars or None]
+    config = _sampling_config(args)  # the app's decoding defaults (greedy, 32 tokens) unless overridden
+    if not config.is_greedy and config.seed is None:
+        config = config.with_(seed=0)  # deterministic for a given model and settings
+    gen = _load_generator(args.model, args.variant, threads=args.threads)
+    # The suggestion view-model's window: 1600 characters, less when the model's context is short.
+    budget = gen.context_length - config.max_new_tokens - 8
+    policy = CompletionPolicy(context_chars=max(256, min(1600, max(256, budget * 3))),
+                              max_words=args.max_words)
+
+    def suggest(context: str) -> list[str]:
+        if config.is_beam or config.num_return > 1:
+            return [c.text for c in gen.complete(context, config)]
+        raw, settled = "", False
+        for piece in gen.stream(context, config, lambda: settled):  # stop once the cut is final
+            raw += piece
+            settled = is_settled(raw, context, policy.max_words)
+        return [raw]
+
+    started = time.perf_counter()
+    report = simulate_typing(text, suggest, policy)
+    seconds = time.perf_counter() - started
+    record = {"model": gen.name, "variant": gen.variant, "provider": gen.provider, "file": args.file,
+              "chars": report.chars, "keystrokes": report.keystrokes, "saved": report.keystrokes_saved,
+              "savings": round(report.saved_fraction, 4), "accepted": report.accepted,
+              "accepted_chars": report.accepted_chars, "shown": report.shown, "requests": report.requests,
+              "seconds": round(seconds, 2), "config": config.to_dict(),
+              "policy": {"context_chars": policy.context_chars, "max_words": policy.max_words}}
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+        return 0
+    per = seconds / report.requests * 1e3 if report.requests else 0.0
+    print(f"model {gen.name} ({gen.variant}, {gen.provider}) on {args.file}: {report.chars} chars typed with "
+          f"{report.keystrokes} keystrokes: keystroke savings {report.saved_fraction:.1%} "
+          f"({report.keystrokes_saved} chars not typed); {report.accepted} suggestions accepted "
+          f"({report.accepted_chars} chars), {report.shown} shown of {report.requests} requests; "
+          f"{seconds:.1f} s ({per:.0f} ms per request)")
+    return 0
 
 
 # ----------------------------------------------------------------------------- generate (image models)
