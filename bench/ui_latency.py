@@ -180,7 +180,7 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
                     and suggestion.ghost.strip()):
                 state["measured"] = True
                 result.latencies_ms.append((time.perf_counter() - state["key_at"]) * 1000)
-                result.words.append(len(suggestion.ghost.split()))
+                state["shown"] = True
 
         suggestion.changed.connect(on_changed)
 
@@ -188,6 +188,9 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
             if state["i"] >= len(typed):
                 state["done"] = True
                 return
+            if state.pop("shown", False) and suggestion.visible:
+                # The suggestion as the writer saw it when typing the next key (streaming finished).
+                result.words.append(len(suggestion.ghost.split()))
             char = typed[state["i"]]
             state["i"] += 1
             state["key_at"] = time.perf_counter()
