@@ -14,8 +14,10 @@
    logits within a stated tolerance of PyTorch's for several prompt lengths and past lengths, greedy
    tokens and decoded text equal to PyTorch's (fp32) or their agreement (int8), perplexity on held-out
    text. A failed fp32 check stops the export.
-4. Write the package: graphs, tokenizer, `reference.npz` (input ids and expected logits, for runtime
-   parity tests without torch) and the manifest with checksums and the validation figures.
+4. Write the package: graphs, tokenizer (SentencePiece `tokenizer.model`, or with `--tokenizer-type bpe`
+   a byte-level BPE `tokenizer.json` such as export/gguf_import.py writes), `reference.npz` (input ids and
+   expected logits, for runtime parity tests without torch) and the manifest with checksums and the
+   validation figures.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ from export.train_lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
+TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio.runtime.tokenizer reads both)
+    "sentencepiece": "tokenizer.model",  # export/tokenizer_text.py
+    "bpe": "tokenizer.json",             # byte-level BPE of the `tokenizers` library (export/gguf_import.py)
+}
+DEFAULT_TOKENS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}  # export/tokenizer_text.py's special ids
 KV_CACHE_LAYOUTS = {  # manifest graphs.kv_cache -> its meaning (also written to the manifest)
     "buffer": "past_key_values.* are buffers (batch, kv_heads, capacity, head_dim) whose first "
               "position_ids[:, 0] slots hold the past (later slots are ignored); present.* hold only the "
@@ -126,7 +133,10 @@ def dedupe_tied_weights(path: Path) -> int:
     return saved
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
+def quantize_int8(src: Path, dst: Path, per_channel: bool = False,
+                  op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
+    """Dynamic int8 quantisation of the weights of `op_types` nodes (except the nodes named in
+    `exclude`), per tensor or per output channel."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -134,13 +144,36 @@ def quantize_int8(src: Path, dst: Path) -> None:
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint at WARNING
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gather"], per_channel=False)
+                     op_types_to_quantize=list(op_types), per_channel=per_channel,
+                     nodes_to_exclude=list(exclude))
+
+
+def _tokenizer_library(tokenizer_type: str) -> dict[str, str]:
+    if tokenizer_type == "sentencepiece":
+        import sentencepiece as spm
+
+        return {"sentencepiece_version": spm.__version__}
+    import tokenizers
+
+    return {"tokenizers_version": tokenizers.__version__}
+
+
+def _encoder(tokenizer_type: str, path: Path):
+    """The tokenizer's encode function (ids for a str), as the runtime will encode."""
+    if tokenizer_type == "sentencepiece":
+        import sentencepiece as spm
+
+        return spm.SentencePieceProcessor(model_file=str(path)).encode
+    if tokenizer_type == "bpe":
+        from aigc_studio.runtime.tokenizer import HFTokenizer
+
+        return HFTokenizer(path).encode
+    raise ValueError(f"tokenizer_type must be one of {', '.join(TOKENIZER_FILES)}, not {tokenizer_type!r}")
 
 
 def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants: dict[str, str],
-                  extra: dict[str, Any], kv_cache: str = "buffer") -> dict[str, Any]:
-    import sentencepiece as spm
-
+                  extra: dict[str, Any], kv_cache: str = "buffer", tokenizer_type: str = "sentencepiece",
+                  tokens: dict[str, int | None] | None = None) -> dict[str, Any]:
     cfg = model.cfg
     inputs, outputs = io_names(cfg.n_layer)
     return {
@@ -149,15 +182,15 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
         "architecture": "transformer-lm",
         "config": {**cfg.to_dict(), "kv_heads": cfg.kv_heads, "head_dim": cfg.head_dim,
                    "context_length": cfg.block_size, "parameters": model.num_params()},
-        "tokens": {"pad": 0, "unk": 1, "bos": 2, "eos": 3},
-        "tokenizer": {"type": "sentencepiece", "file": tokenizer_file},
+        "tokens": dict(tokens or DEFAULT_TOKENS),
+        "tokenizer": {"type": tokenizer_type, "file": tokenizer_file},
         "graphs": {"variants": variants, "default": "int8" if "int8" in variants else "fp32",
                    "inputs": inputs, "outputs": outputs, "opset": 17,
                    "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache]},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,
                                    repetition_penalty=1.1).to_dict(),
         "reference": "reference.npz",
-        "sentencepiece_version": spm.__version__,
+        **_tokenizer_library(tokenizer_type),
         **extra,
     }
 
@@ -239,12 +272,21 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    licence: str = "unspecified", sources: Any = (), training: dict | None = None,
                    val_text: str = "The end.", variants: Sequence[str] = ("fp32", "int8"),
                    prompts: Sequence[str] | None = None, verbose: bool = True,
-                   kv_cache: str = "buffer") -> dict[str, Any]:
+                   kv_cache: str = "buffer", tokenizer_type: str = "sentencepiece",
+                   tokens: dict[str, int | None] | None = None, fp32_tol: float = FP32_TOL,
+                   int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
+                   int8_op_types: Sequence[str] = ("MatMul", "Gather"),
+                   int8_exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
+    `tokenizer_type` is "sentencepiece" (a .model file) or "bpe" (a `tokenizers` tokenizer.json);
+    `tokens` the special ids for the manifest (default: export/tokenizer_text.py's). `fp32_tol` and
+    `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
+    `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
+    nodes quantised (see `quantize_int8`).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or int8 agrees too little."""
-    import sentencepiece as spm
-
+    encode = _encoder(tokenizer_type, Path(tokenizer))
+    tokenizer_file = TOKENIZER_FILES[tokenizer_type]
     model = model.eval()
     prompts = list(prompts or ["It is a truth universally acknowledged, that", "And God said,",
                                "The weather was", "She looked at him and"])
@@ -253,24 +295,25 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         stage = Path(tmp) / name
         stage.mkdir()
         export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
-        quantize_int8(stage / "model.onnx", stage / "model.int8.onnx")
+        quantize_int8(stage / "model.onnx", stage / "model.int8.onnx", per_channel=int8_per_channel,
+                      op_types=int8_op_types, exclude=int8_exclude)
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
-        shutil.copy(tokenizer, stage / "tokenizer.model")
-        sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
-        val_ids = sp.encode(val_text)
-        ref_ids = np.asarray([sp.encode(prompts[0])[-(model.cfg.block_size // 2):]], dtype=np.int64)
+        shutil.copy(tokenizer, stage / tokenizer_file)
+        val_ids = encode(val_text)
+        ref_ids = np.asarray([encode(prompts[0])[-(model.cfg.block_size // 2):]], dtype=np.int64)
         with torch.no_grad():
             ref_logits = model(torch.from_numpy(ref_ids))[0].numpy()
         n_ref = min(16, model.cfg.block_size - ref_ids.shape[1] - 1)
         ref_greedy = torch_greedy(model, ref_ids[0].tolist(), n_ref)
         np.savez(stage / "reference.npz", input_ids=ref_ids, logits=ref_logits.astype(np.float32),
                  greedy=np.asarray(ref_greedy, dtype=np.int64),
-                 tolerance=np.asarray([FP32_TOL], dtype=np.float32))
+                 tolerance=np.asarray([fp32_tol], dtype=np.float32))
         extra = {"description": description, "licence": licence, "sources": sources,
                  "training": training or {}}
-        write_package(stage, text_manifest(model, name, "tokenizer.model",
-                                           {"fp32": "model.onnx", "int8": "model.int8.onnx"}, extra, kv_cache))
+        write_package(stage, text_manifest(model, name, tokenizer_file,
+                                           {"fp32": "model.onnx", "int8": "model.int8.onnx"}, extra, kv_cache,
+                                           tokenizer_type, tokens))
         reports = {}
         for variant in ("fp32", "int8"):
             rep = validate(stage, model, variant, prompts, val_ids)
@@ -282,13 +325,13 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
             for g in rep["greedy"]:
                 say(f"    {g['prompt']!r} -> {g['onnx_text']!r} (equal: {g['tokens_equal']})")
         fp = reports["fp32"]
-        if fp["max_abs_logit_diff"] > FP32_TOL or not fp["greedy_all_equal"]:
+        if fp["max_abs_logit_diff"] > fp32_tol or not fp["greedy_all_equal"]:
             raise SystemExit(f"fp32 validation failed: max diff {fp['max_abs_logit_diff']:.2e} "
-                             f"(tolerance {FP32_TOL}), greedy equal {fp['greedy_all_equal']}")
+                             f"(tolerance {fp32_tol}), greedy equal {fp['greedy_all_equal']}")
         q = reports["int8"]
-        if q["val_top1_agreement"] < INT8_MIN_AGREE:
+        if q["val_top1_agreement"] < int8_min_agree:
             raise SystemExit(f"int8 validation failed: top-1 agreement {q['val_top1_agreement']:.3f} "
-                             f"< {INT8_MIN_AGREE}")
+                             f"< {int8_min_agree}")
         files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
         for v in list(files):
             if v not in variants:
@@ -296,10 +339,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         validation: dict[str, Any] = {
             v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "random_top1_agreement",
                                   "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
-        validation["tolerance"] = {"fp32_max_abs_logit_diff": FP32_TOL,
-                                   "int8_min_top1_agreement": INT8_MIN_AGREE}
-        write_package(stage, text_manifest(model, name, "tokenizer.model", files,
-                                           {**extra, "validation": validation}, kv_cache))
+        validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
+                                   "int8_min_top1_agreement": int8_min_agree}
+        write_package(stage, text_manifest(model, name, tokenizer_file, files,
+                                           {**extra, "validation": validation}, kv_cache,
+                                           tokenizer_type, tokens))
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(stage, out)
@@ -312,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--tokenizer", type=Path, required=True)
+    ap.add_argument("--tokenizer-type", choices=tuple(TOKENIZER_FILES),
+                    help="default: bpe for a .json file, else sentencepiece")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--name", default="writer-tiny")
     ap.add_argument("--description", default="A small Transformer trained on public-domain prose.")
@@ -319,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-text", type=Path, help="held-out text for perplexity and agreement")
     ap.add_argument("--variants", default="fp32,int8", help="graph variants to ship")
     ap.add_argument("--licence", default="Apache-2.0 (weights); training texts public domain")
+    ap.add_argument("--fp32-tol", type=float, default=FP32_TOL, help="max |logit diff| of the fp32 graph")
+    ap.add_argument("--int8-min-agree", type=float, default=INT8_MIN_AGREE,
+                    help="least teacher-forced top-1 agreement of the int8 graph")
+    ap.add_argument("--int8-per-channel", action="store_true", help="quantise weights per output channel")
+    ap.add_argument("--int8-op-types", default="MatMul,Gather", help="node types whose weights are quantised")
+    ap.add_argument("--int8-exclude", default="", help="comma-separated node names to keep in float")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -332,9 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sources, dict):
         sources = _summarise_sources(sources)
     val_text = args.val_text.read_text(encoding="utf-8")[:200_000] if args.val_text else "The end."
+    tokenizer_type = args.tokenizer_type or ("bpe" if args.tokenizer.suffix == ".json" else "sentencepiece")
+    tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # gguf_import's
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
-                   variants=[v.strip() for v in args.variants.split(",") if v.strip()])
+                   variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+                   tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
+                   int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
+                   int8_op_types=[t for t in args.int8_op_types.split(",") if t],
+                   int8_exclude=[n for n in args.int8_exclude.split(",") if n])
     return 0
 
 

@@ -1,5 +1,7 @@
 """Tokenizers behind one interface.
 
+Two types: SentencePiece (the writing models trained here) and byte-level BPE in the `tokenizers`
+library's format (imported models such as SmolLM2); a package's manifest names its type.
 Generation works on the *surface bytes* of tokens (what each token adds to the text), which makes three
 things simple and exact for every tokenizer type: streaming text while a multi-byte character is still
 incomplete, constraining the first tokens of a completion to extend a half-typed word, and decoding.
@@ -70,13 +72,85 @@ class SentencePieceTokenizer:
         return [i for i in range(self.vocab_size) if self._sp.IsControl(i) or self._sp.IsUnknown(i)]
 
 
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: the printable character that stands for each byte -> the byte.
+    Printable Latin-1 bytes stand for themselves; the others are shifted to U+0100 and up."""
+    keep = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = dict(zip(keep, keep))
+    shifted = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = 0x100 + shifted
+            shifted += 1
+    return {chr(c): b for b, c in chars.items()}
+
+
+class HFTokenizer:
+    """A byte-level BPE tokenizer in the `tokenizers` library's `tokenizer.json` format (GPT-2 style: each
+    token is a string over the 256-character byte alphabet of :func:`byte_level_alphabet`). Encoding is
+    lossless when the file has no normaliser; no BOS is added. Control tokens (the file's special added
+    tokens) add no bytes, and text that spells one (``<|endoftext|>`` typed in a document) is encoded as
+    ordinary text, never as the control token."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        from tokenizers import Tokenizer as _Tokenizer
+
+        try:
+            spec = json.loads(Path(path).read_text(encoding="utf-8"))
+            self._tok = _Tokenizer.from_file(str(path))
+        except Exception as exc:  # OSError, JSON errors, the library's own exception type
+            raise PackageError(f"{Path(path).name}: not a readable tokenizers file ({exc})") from None
+        decoder = (spec.get("decoder") or {}).get("type")
+        if decoder != "ByteLevel" or (spec.get("model") or {}).get("type") != "BPE":
+            raise PackageError(f"{Path(path).name}: only byte-level BPE tokenizers are supported "
+                               f"(model {(spec.get('model') or {}).get('type')!r}, decoder {decoder!r})")
+        self._tok.encode_special_tokens = True  # a typed "<|endoftext|>" is text, not a control token
+        self.vocab_size = int(self._tok.get_vocab_size(with_added_tokens=True))
+        self._special = sorted(i for i, t in self._tok.get_added_tokens_decoder().items() if t.special)
+        alphabet = byte_level_alphabet()
+        special = set(self._special)
+        self._bytes: list[bytes] = []
+        for i in range(self.vocab_size):
+            piece = self._tok.id_to_token(i)
+            if piece is None:
+                raise PackageError(f"{Path(path).name}: token ids are not contiguous (no token {i})")
+            if i in special:
+                self._bytes.append(b"")
+            elif all(c in alphabet for c in piece):
+                self._bytes.append(bytes(alphabet[c] for c in piece))
+            else:  # a non-special added token stored as plain text
+                self._bytes.append(piece.encode("utf-8"))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return b"".join(self._bytes[i] for i in ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._bytes[token_id]
+
+    def special_ids(self) -> list[int]:
+        return list(self._special)
+
+
+TOKENIZER_TYPES = {  # manifest tokenizer.type -> its class
+    "sentencepiece": SentencePieceTokenizer,
+    "bpe": HFTokenizer,          # byte-level BPE, tokenizer.json of the `tokenizers` library
+    "tokenizers": HFTokenizer,   # an alias
+}
+
+
 def load_tokenizer(package: ModelPackage) -> Tokenizer:
     spec = package.manifest["tokenizer"]
     path = package.file(spec["file"])
-    if spec["type"] == "sentencepiece":
-        return SentencePieceTokenizer(path)
-    raise PackageError(f"{package.path}: tokenizer type '{spec['type']}' is not supported "
-                       "(supported: sentencepiece)")
+    kind = TOKENIZER_TYPES.get(spec["type"])
+    if kind is None:
+        raise PackageError(f"{package.path}: tokenizer type '{spec['type']}' is not supported "
+                           f"(supported: {', '.join(TOKENIZER_TYPES)})")
+    return kind(path)
 
 
 class PrefixIndex:
@@ -114,37 +188,67 @@ def utf8_pending(data: bytes) -> int:
     return 0
 
 
+_FIRST_CONTINUATION = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
+def _lead(b: int) -> tuple[int, int, int]:
+    """(continuation bytes needed, lowest and highest first continuation byte) after lead byte `b`."""
+    return (1 if b < 0xE0 else 2 if b < 0xF0 else 3, *_FIRST_CONTINUATION.get(b, (0x80, 0xBF)))
+
+
+def valid_utf8_prefix(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8 apart from an incomplete last character (RFC 3629: no overlong
+    forms, no surrogates, nothing above U+10FFFF)."""
+    pending, lo, hi = 0, 0x80, 0xBF
+    for b in data:
+        if pending:
+            if not lo <= b <= hi:
+                return False
+            pending, lo, hi = pending - 1, 0x80, 0xBF
+        elif b >= 0x80:
+            if not 0xC2 <= b <= 0xF4:
+                return False
+            pending, lo, hi = _lead(b)
+    return True
+
+
+def _leading_continuations(data: bytes) -> int:
+    n = 0
+    while n < len(data) and 0x80 <= data[n] <= 0xBF:
+        n += 1
+    return n
+
+
 class Utf8Guard:
-    """Keeps byte-fallback tokens from producing invalid UTF-8. The state is (continuation bytes still
-    needed, lowest and highest byte allowed next); while a character is incomplete only fitting
-    continuation bytes may follow, otherwise no stray continuation byte or invalid lead byte."""
+    """Keeps generated tokens from producing invalid UTF-8. A token's bytes need not be whole characters:
+    SentencePiece's byte-fallback tokens are single bytes, and byte-level BPE tokens may begin or end in
+    the middle of a character. The state is (continuation bytes still needed, lowest and highest byte
+    allowed next); a token fits when it supplies exactly the continuation bytes still needed (or fewer,
+    if it ends there), within range, and the rest of it is valid UTF-8 that may stop inside a character."""
 
     START = (0, 0x80, 0xBF)
-    # The first continuation byte after these lead bytes has a narrower range (RFC 3629).
-    _FIRST = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+    _FIRST = _FIRST_CONTINUATION  # the first continuation byte after these lead bytes has a narrower range
 
     def __init__(self, tokenizer: Tokenizer) -> None:
-        V = tokenizer.vocab_size
-        self.byte_value = np.full(V, -1, dtype=np.int32)
-        for i in range(V):
-            b = tokenizer.token_bytes(i)
-            if len(b) == 1 and b[0] >= 0x80:
-                self.byte_value[i] = b[0]
-        bv = self.byte_value
-        self.start_ok = (bv < 0) | ((bv >= 0xC2) & (bv <= 0xF4))
+        pieces = [tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)]
+        self.first_byte = np.asarray([p[0] if p else -1 for p in pieces], dtype=np.int32)
+        self.start_ok = np.asarray([valid_utf8_prefix(p) for p in pieces], dtype=bool)  # control tokens too
+        lead = [_leading_continuations(p) for p in pieces]
+        # after[k]: fits while k continuation bytes are pending (the first one's range is checked in mask)
+        self._after = {k: np.asarray([bool(p) and lead[i] >= min(k, len(p)) and valid_utf8_prefix(p[k:])
+                                      for i, p in enumerate(pieces)], dtype=bool) for k in (1, 2, 3)}
 
     def mask(self, state: tuple[int, int, int]) -> np.ndarray:
         pending, lo, hi = state
         if pending == 0:
             return self.start_ok
-        return (self.byte_value >= lo) & (self.byte_value <= hi)
+        return self._after[pending] & (self.first_byte >= lo) & (self.first_byte <= hi)
 
     def advance(self, state: tuple[int, int, int], piece: bytes) -> tuple[int, int, int]:
-        pending = state[0]
+        pending, lo, hi = state
         for b in piece:
             if pending:
-                pending -= 1
+                pending, lo, hi = pending - 1, 0x80, 0xBF
             elif b >= 0xC2:
-                pending = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
-                return (pending, *self._FIRST.get(b, (0x80, 0xBF))) if len(piece) == 1 else (0, 0x80, 0xBF)
-        return (pending, 0x80, 0xBF)
+                pending, lo, hi = _lead(b)
+        return (pending, lo, hi) if pending else self.START
