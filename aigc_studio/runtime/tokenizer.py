@@ -154,8 +154,13 @@ def load_tokenizer(package: ModelPackage) -> Tokenizer:
 
 
 class PrefixIndex:
-    """Which tokens may come next when the text must start with a given byte string: a token fits when
-    its bytes start with the remaining bytes, or are a non-empty prefix of them."""
+    """Which tokens may come next when the text must start with a given byte string.
+
+    A token fits when its bytes start with the remaining bytes (it covers them), or are a non-empty
+    prefix of them. Covering tokens are preferred: when one exists, only covering tokens are allowed,
+    so "It is a tru" continues with one in-vocabulary token such as "▁truth" rather than spelling
+    "▁t", "r", "u" one piece at a time, a tokenisation the model never saw in training and continues
+    badly. Prefix tokens are the fallback for words that no single token covers."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self._bytes = [tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)]
@@ -166,14 +171,19 @@ class PrefixIndex:
         self._by_first = {k: np.asarray(v) for k, v in by_first.items()}
         self.vocab_size = tokenizer.vocab_size
 
-    def allowed(self, rest: bytes) -> np.ndarray:
+    def allowed(self, rest: bytes, prefer_covering: bool = True) -> np.ndarray:
         """Boolean mask (V,) of tokens compatible with `rest` (which must be non-empty)."""
-        mask = np.zeros(self.vocab_size, dtype=bool)
+        covering = np.zeros(self.vocab_size, dtype=bool)
+        prefixes = np.zeros(self.vocab_size, dtype=bool)
         for i in self._by_first.get(rest[0], ()):
             b = self._bytes[i]
-            if b.startswith(rest) or rest.startswith(b):
-                mask[i] = True
-        return mask
+            if b.startswith(rest):
+                covering[i] = True
+            elif rest.startswith(b):
+                prefixes[i] = True
+        if prefer_covering and covering.any():
+            return covering
+        return covering | prefixes
 
 
 def utf8_pending(data: bytes) -> int:

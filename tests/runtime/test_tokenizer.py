@@ -32,16 +32,23 @@ def test_round_trip_on_random_unicode(tiny_text_package: Path) -> None:
         assert tok.decode(tok.encode(s)) == s
 
 
-def test_prefix_index_allows_only_compatible_tokens(tiny_text_package: Path) -> None:
+def test_prefix_index_prefers_tokens_that_cover_the_typed_rest(tiny_text_package: Path) -> None:
     tok = load_tokenizer(load_package(tiny_text_package))
     index = PrefixIndex(tok)
-    mask = index.allowed(b" qu")
-    assert mask.any()
-    for i in mask.nonzero()[0]:
+    rest = b" th"
+    every = index.allowed(rest, prefer_covering=False)
+    assert every.any()
+    for i in every.nonzero()[0]:
         b = tok.token_bytes(int(i))
-        assert b.startswith(b" qu") or b" qu".startswith(b)
-    allowed_none = ~mask
-    assert not any(tok.token_bytes(int(i)).startswith(b" qu") for i in allowed_none.nonzero()[0])
+        assert b.startswith(rest) or rest.startswith(b)
+    assert not any(tok.token_bytes(int(i)).startswith(rest) for i in (~every).nonzero()[0])
+    covering = index.allowed(rest)
+    assert covering.any() and covering.sum() < every.sum()
+    assert all(tok.token_bytes(int(i)).startswith(rest) for i in covering.nonzero()[0])
+    # With no covering token, the prefixes are the fallback.
+    odd = " q" + "\u00e9" * 3
+    assert (index.allowed(odd.encode()) == index.allowed(odd.encode(), prefer_covering=False)).all()
+    assert index.allowed(odd.encode()).any()
 
 
 def test_utf8_pending() -> None:
