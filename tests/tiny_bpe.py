@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.tiny_models import tiny_corpus
+from tests.tiny_models import tiny_corpus, train_tiny_lm
 
 CONTROL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # llama.cpp's LLAMA_VOCAB_PRE_TYPE_SMOLLM: each number character alone, then GPT-2's regex.
@@ -125,26 +125,13 @@ def build_tiny_bpe_package(folder: Path, *, name: str = "tiny-bpe-writer", steps
 
 def _train_and_export(folder: Path, tok_path: Path, ids, name: str, steps: int, block_size: int, seed: int,
                       vocab_size: int) -> Path:
-    import torch
-
     from export.export_lm import export_package
-    from export.model_lm import LMConfig, TransformerLM
+    from export.model_lm import LMConfig
 
-    torch.manual_seed(seed)
     cfg = LMConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=4, n_kv_head=2,
                    n_embd=48, ffn_hidden=96, norm_first=True, norm="rms", pos="rope", mlp="swiglu",
                    tie_embeddings=True, bias=False)
-    model = TransformerLM(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        starts = torch.randint(0, len(ids) - block_size - 1, (16,), generator=g)
-        x = torch.stack([ids[s:s + block_size] for s in starts])
-        y = torch.stack([ids[s + 1:s + 1 + block_size] for s in starts])
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model, _ = train_tiny_lm(cfg, ids, steps, seed)
     out = folder / name
     export_package(model.eval(), tok_path, out, name=name, description="tiny BPE test model",
                    licence="test", sources=[{"package": "tests", "version": "0"}],

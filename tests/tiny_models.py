@@ -27,13 +27,36 @@ def tiny_corpus(n: int = 600, seed: int = 0) -> str:
     return "\n\n".join(paras) + "\n"
 
 
+def train_tiny_lm(cfg, ids, steps: int, seed: int):
+    """A TransformerLM of config `cfg` trained for `steps` AdamW steps on random windows of the token
+    tensor `ids`; returns (model in eval mode, last loss)."""
+    import torch
+
+    from export.model_lm import TransformerLM
+
+    torch.manual_seed(seed)
+    model = TransformerLM(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    block = cfg.block_size
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - block - 1, (16,), generator=g)
+        x = torch.stack([ids[s:s + block] for s in starts])
+        y = torch.stack([ids[s + 1:s + 1 + block] for s in starts])
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), loss.detach()
+
+
 def build_tiny_text_package(folder: Path, *, name: str = "tiny-writer", steps: int = 200,
                             block_size: int = 64, seed: int = 0) -> Path:
     """Train and export a tiny text model into `folder/name`; return the package path."""
     import torch
 
     from export.export_lm import export_package
-    from export.model_lm import LMConfig, TransformerLM
+    from export.model_lm import LMConfig
     from export.tokenizer_text import train_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -43,23 +66,12 @@ def build_tiny_text_package(folder: Path, *, name: str = "tiny-writer", steps: i
 
     sp = spm.SentencePieceProcessor(model_file=str(tok_path))
     ids = torch.tensor(sp.encode(text), dtype=torch.long)
-    torch.manual_seed(seed)
     cfg = LMConfig(vocab_size=sp.vocab_size(), block_size=block_size, n_layer=2, n_head=2, n_embd=48,
                    ffn_hidden=96, norm_first=True, tie_embeddings=True, bias=False)
-    model = TransformerLM(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        starts = torch.randint(0, len(ids) - block_size - 1, (16,), generator=g)
-        x = torch.stack([ids[s:s + block_size] for s in starts])
-        y = torch.stack([ids[s + 1:s + 1 + block_size] for s in starts])
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model, loss = train_tiny_lm(cfg, ids, steps, seed)
     out = folder / name
     export_package(model.eval(), tok_path, out, name=name, description="tiny test model",
                    licence="test", sources=[{"package": "tests", "version": "0"}],
-                   training={"steps": steps, "final_loss": float(loss.detach())}, val_text=tiny_corpus(40, seed + 1),
+                   training={"steps": steps, "final_loss": float(loss)}, val_text=tiny_corpus(40, seed + 1),
                    prompts=["The quick brown", "A stitch in"], verbose=False)
     return out
