@@ -103,13 +103,19 @@ def truncate(w: np.ndarray, w_avg: np.ndarray, psi: float, layers: Sequence[int]
     return result
 
 
-def _check_psi(psi: float) -> float:
+def _finite(value: object, what: str) -> float:
+    """`value` as a finite float, or a ValueError that names `what`."""
     try:
-        value = float(psi)
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"truncation ψ must be a number, not {psi!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"truncation ψ must be a finite number, not {psi!r}")
+        raise ValueError(f"{what} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def _check_psi(psi: float) -> float:
+    value = _finite(psi, "truncation ψ")
     lo, hi = PSI_RANGE
     if not lo <= value <= hi:
         raise ValueError(f"truncation ψ {value:g} is out of range: use {lo:g} .. {hi:g} "
@@ -245,12 +251,7 @@ def check_offsets(offsets: Mapping[int, float], num_directions: int,
             raise ValueError(f"direction index {key!r} is not a whole number")
         if not 0 <= idx < num_directions:
             raise ValueError(f"unknown direction {idx}: the model has directions 0..{num_directions - 1}")
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"direction {idx}: {value!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ValueError(f"direction {idx}: the value must be a finite number, not {value!r}")
+        v = _finite(value, f"direction {idx}: the value")
         if abs(v) > limit:
             raise ValueError(f"direction {idx}: {v:g} is too far; use -{limit:g} .. {limit:g} "
                              "(in standard deviations of w along that direction)")
