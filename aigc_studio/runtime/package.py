@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-KINDS = ("text-lm", "image-gan")
+KINDS = ("text-lm", "image-gan", "image-features")
 
 
 class PackageError(Exception):
@@ -105,8 +105,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         p = Path(name)
         if p.is_absolute() or ".." in p.parts:
             raise _fail(path, f"{MANIFEST}: file name '{name}' leaves the package folder")
-    if manifest["kind"] == "text-lm":
-        _check_text_lm(path, manifest)
+    {"text-lm": _check_text_lm, "image-gan": _check_image_gan,
+     "image-features": _check_image_features}[manifest["kind"]](path, manifest)
     return manifest
 
 
@@ -123,6 +123,45 @@ def _check_text_lm(path: Path, m: Mapping[str, Any]) -> None:
     for f in [m["tokenizer"]["file"], *m["graphs"]["variants"].values()]:
         if f not in listed:
             raise _fail(path, f"{MANIFEST}: '{f}' is used but not listed under 'files'")
+
+
+def _check_graphs(path: Path, m: Mapping[str, Any], graphs: tuple[str, ...]) -> None:
+    if not isinstance(m.get("graphs"), dict) or not isinstance(m["graphs"].get("variants"), dict):
+        raise _fail(path, f"{MANIFEST}: section 'graphs' is missing")
+    for g in graphs:
+        if g not in m["graphs"]["variants"] or not isinstance(m.get(g), dict):
+            raise _fail(path, f"{MANIFEST}: graph '{g}' is not declared")
+        for key in ("inputs", "outputs"):
+            if key not in m[g]:
+                raise _fail(path, f"{MANIFEST}: '{g}.{key}' is missing")
+    listed = set(m["files"])
+    for f in [*m["graphs"]["variants"].values(), *(m[k] for k in ("latents", "reference") if k in m)]:
+        if f not in listed:
+            raise _fail(path, f"{MANIFEST}: '{f}' is used but not listed under 'files'")
+
+
+def _check_image_gan(path: Path, m: Mapping[str, Any]) -> None:
+    arch = m.get("architecture")
+    graphs = {"stylegan": ("mapping", "synthesis"), "dcgan": ("generator",)}.get(str(arch))
+    if graphs is None:
+        raise _fail(path, f"{MANIFEST}: unknown architecture {arch!r} (known: stylegan, dcgan)")
+    need = ("z_dim", "img_size", "channels") + (("w_dim", "num_ws", "cond_features", "layer_resolutions")
+                                                if arch == "stylegan" else ())
+    cfg = m.get("config")
+    missing = [k for k in need if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise _fail(path, f"{MANIFEST}: 'config' lacks {', '.join(missing)}")
+    _check_graphs(path, m, graphs)
+
+
+def _check_image_features(path: Path, m: Mapping[str, Any]) -> None:
+    cfg = m.get("config")
+    missing = [k for k in ("img_size", "feature_dim") if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise _fail(path, f"{MANIFEST}: 'config' lacks {', '.join(missing)}")
+    if "reference" not in m:
+        raise _fail(path, f"{MANIFEST}: required field 'reference' is missing")
+    _check_graphs(path, m, ("features",))
 
 
 def load_package(path: Path | str, verify: bool = True) -> ModelPackage:

@@ -17,7 +17,8 @@ import platformdirs
 from aigc_studio.runtime.package import MANIFEST, ModelPackage, PackageError, load_package, read_manifest
 
 APP_NAME = "aigc-studio"
-DEFAULT_MODELS = {"text-lm": ("writer", "writer-tiny")}
+DEFAULT_MODELS = {"text-lm": ("writer", "writer-tiny"), "image-gan": ("emoji-style",),
+                  "image-features": ("emoji-features",)}
 """The default model of each kind, in order of preference; otherwise the first installed."""
 ENV_VAR = "AIGC_STUDIO_MODELS"
 
