@@ -382,6 +382,16 @@ def build(cache: Path, out: Path, sources: Sequence[str] = SOURCES, sizes: Seque
     if unknown:
         raise DataError(f"unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(SOURCES)}")
     report: dict = {"sizes": list(sizes), "sources": {}}
+    previous = out / "sources.json"
+    if previous.is_file():  # building one source keeps the entries of the others
+        try:
+            old = json.loads(previous.read_text(encoding="utf-8"))
+            if old.get("sizes") == list(sizes):
+                report["sources"].update({k: v for k, v in old.get("sources", {}).items() if k not in sources})
+                if "labels" in old:
+                    report["labels"] = old["labels"]
+        except (ValueError, AttributeError):
+            pass
     eb_info, emojibase = load_emojibase(cache) if {"fluent", "noto"} & set(sources) else (None, [])
     if eb_info:
         report["labels"] = asdict(eb_info)

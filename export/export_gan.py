@@ -217,6 +217,16 @@ def tiny_generator(arch: str = "stylegan", conditional: bool = True, img_size: i
 
 def _sources_from_checkpoint(ck: dict) -> list[dict[str, Any]]:
     data = json.loads(ck.get("data", "{}") or "{}")
+    args = json.loads(ck.get("args", "{}") or "{}")
+    root = Path(args.get("data", "runs/data/images"))
+    for key in [s for s in str(args.get("sources", "")).split(",") if s]:
+        index = root / key / "index.json"   # each built source records its own package and version
+        if key not in data.get("sources", {}) and index.is_file():
+            src = json.loads(index.read_text(encoding="utf-8"))["source"]
+            count = len(json.loads(index.read_text(encoding="utf-8"))["items"])
+            data.setdefault("sources", {})[key] = {**src, "images": count}
+    data["sources"] = {k: v for k, v in data.get("sources", {}).items()
+                       if not args.get("sources") or k in str(args["sources"]).split(",")}
     out = [{"id": k, "package": s.get("package"), "registry": s.get("registry"), "version": s.get("version"),
             "licence": s.get("licence"), "images": s.get("images")} for k, s in data.get("sources", {}).items()]
     if data.get("labels"):
