@@ -5,6 +5,9 @@
     aigc-studio models                       list installed model packages
     aigc-studio eval perplexity --model NAME FILE
     aigc-studio eval keystrokes --model NAME FILE
+    aigc-studio eval bleu|rouge --model NAME FILE   continue held-out passages, score the second halves
+    aigc-studio eval fid --model NAME        domain FID/KID of an image model
+    aigc-studio generate [options] -o OUT    images with an image model
 """
 
 from __future__ import annotations
@@ -84,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--max-words", type=int, default=4, help="words per suggestion (the app's default: 4)")
     ks.add_argument("--json", action="store_true", help="print a JSON record")
     _add_sampling_options(ks)
+    for metric, what in (("bleu", "sacrebleu's corpus BLEU"), ("rouge", "ROUGE-1/2/L F1 (rouge-score)")):
+        ov = esub.add_parser(metric, help=f"{what} of a text model continuing the first half of passages of a "
+                             "UTF-8 text file, against their true second half (greedy by default)")
+        ov.add_argument("file")
+        ov.add_argument("--model")
+        ov.add_argument("--variant")
+        ov.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+        ov.add_argument("--passages", type=int, default=50, help="passages spread evenly over the file")
+        ov.add_argument("--words", type=int, default=64, help="words per passage: half prompt, half reference")
+        ov.add_argument("--json", action="store_true", help="print a JSON record (both metrics)")
+        _add_sampling_options(ov)
+    fid = esub.add_parser("fid", help="domain FID and KID of an image model: its images against real ones, "
+                          "in the feature space of an image-features package")
+    fid.add_argument("--model", help="image model package name (default: the default image model)")
+    fid.add_argument("--features", help="image-features package (default: emoji-features)")
+    fid.add_argument("--samples", type=int, default=0,
+                     help="images to generate (default: as many as the held-out real set, so the floor compares)")
+    fid.add_argument("--seed", type=int, default=0, help="first seed; seeds seed .. seed+N-1 are used")
+    fid.add_argument("--truncation", type=float, default=1.0, help="truncation psi (StyleGAN-style models)")
+    fid.add_argument("--text", default="", help="condition text (conditional models; default none)")
+    fid.add_argument("--threads", type=int, default=0)
+    fid.add_argument("--json", action="store_true", help="print a JSON record")
     _add_generate_parser(sub)
     return ap
 
@@ -182,6 +207,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if args.metric == "keystrokes":
         return _eval_keystrokes(args)
+    if args.metric == "fid":
+        return _eval_fid(args)
+    if args.metric in ("bleu", "rouge"):
+        return _eval_overlap(args)
     return _fail(f"unknown metric {args.metric}")
 
 
@@ -231,6 +260,102 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_overlap(args: argparse.Namespace) -> int:
+    """BLEU and ROUGE of continuations of held-out passages (core.text.passages) against the true text."""
+    import time
+
+    from aigc_studio.core.text import passages
+
+    try:
+        import sacrebleu
+        from rouge_score import rouge_scorer
+    except ImportError as exc:
+        return _fail(f"eval {args.metric} needs sacrebleu and rouge-score ({exc.name} is missing): "
+                     "pip install 'aigc-studio[eval]'")
+    parts = passages(read_text_file(args.file), args.words, args.passages)
+    config = _sampling_config(args)
+    if args.max_new_tokens is None:  # room for the reference's words: about 1.3 tokens a word, and more
+        config = config.with_(max_new_tokens=min(256, 2 * (args.words - args.words // 2) + 8))
+    if not config.is_greedy and config.seed is None:
+        config = config.with_(seed=0)  # deterministic for a given model and settings
+    gen = _load_generator(args.model, args.variant, threads=args.threads)
+    started = time.perf_counter()
+    hyps, refs = [], []
+    for p in parts:
+        text = gen.complete(p.prompt, config)[0].text if config.is_beam else "".join(gen.stream(p.prompt, config))
+        n = len(p.reference.split())
+        hyps.append(" ".join(text.split()[:n]))
+        refs.append(p.reference)
+    seconds = time.perf_counter() - started
+    bleu = sacrebleu.corpus_bleu(hyps, [refs])
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    per = [scorer.score(r, h) for r, h in zip(refs, hyps)]
+    rouge = {k: sum(s[k].fmeasure for s in per) / len(per) for k in ("rouge1", "rouge2", "rougeL")}
+    record = {"model": gen.name, "variant": gen.variant, "file": args.file, "passages": len(parts),
+              "words": args.words, "bleu": round(bleu.score, 2), "bleu_signature": str(bleu.format(signature=True)),
+              **{k: round(v * 100, 2) for k, v in rouge.items()}, "seconds": round(seconds, 1),
+              "config": config.to_dict(), "examples": [{"prompt": parts[i].prompt[-120:], "model": hyps[i],
+                                                        "true": refs[i]} for i in range(min(2, len(parts)))]}
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+        return 0
+    head = (f"model {gen.name} ({gen.variant}) on {args.file}: {len(parts)} passages of {args.words} words, "
+            f"continuing the first {args.words // 2}")
+    if args.metric == "bleu":
+        print(f"{head}: BLEU {bleu.score:.2f} ({bleu.format(signature=True)}; {seconds:.1f} s)")
+    else:
+        print(f"{head}: ROUGE-1 {rouge['rouge1'] * 100:.2f}, ROUGE-2 {rouge['rouge2'] * 100:.2f}, "
+              f"ROUGE-L {rouge['rougeL'] * 100:.2f} (F1, stemmed; {seconds:.1f} s)")
+    return 0
+
+
+def _eval_fid(args: argparse.Namespace) -> int:
+    """Domain FID/KID of generated images against the real reference images of a feature package."""
+    import time
+
+    import numpy as np
+
+    from aigc_studio.runtime.features import FeatureExtractor
+    from aigc_studio.runtime.image_generator import Controls, ImageGenerator
+    from aigc_studio.runtime.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    name = args.model or registry.default_name("image-gan")
+    fname = args.features or registry.default_name("image-features")
+    if name is None:
+        return _fail("no image model is installed (see `aigc-studio models`)")
+    if fname is None:
+        return _fail("no image-features package is installed; build one with `python -m export.fid`")
+    gen = ImageGenerator(registry.load(name), device="cpu", threads=args.threads)
+    fx = FeatureExtractor(registry.load(fname), threads=args.threads)
+    if gen.img_size != fx.img_size:
+        return _fail(f"model '{name}' makes {gen.img_size}px images; '{fname}' scores {fx.img_size}px images")
+    n = args.samples or len(fx.heldout)
+    if n < 2:
+        return _fail("--samples must be at least 2")
+    controls = Controls(psi=args.truncation, text=args.text) if gen.is_style_based else Controls()
+    if not gen.is_style_based and (args.truncation != 1.0 or args.text):
+        return _fail(f"model '{name}' is a {gen.architecture} model: no truncation or text condition")
+    started = time.perf_counter()
+    batches = (gen.images(range(args.seed + i, args.seed + min(n, i + 64)), controls) for i in range(0, n, 64))
+    scores = fx.scores(np.concatenate([fx.features(b) for b in batches]))
+    seconds = time.perf_counter() - started
+    floor = fx.floor
+    record = {"model": name, "features": fname, **scores.as_dict(), "psi": args.truncation, "text": args.text,
+              "first_seed": args.seed, "floor": floor, "seconds": round(seconds, 1)}
+    if args.json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+        return 0
+    print(f"model {name}: domain FID {scores.fid:.2f}, domain KID {scores.kid:.4f} ± {scores.kid_std:.4f} "
+          f"({scores.samples} generated images, seeds {args.seed}..{args.seed + n - 1}, psi {args.truncation}"
+          f"{', text ' + repr(args.text) if args.text else ''}; against {scores.reference_samples} real images; "
+          f"features '{fname}'; {seconds:.1f} s)")
+    if floor:
+        print(f"floor, held-out real images: domain FID {floor['fid']:.2f}, domain KID {floor['kid']:.4f} "
+              f"± {floor['kid_std']:.4f} ({floor['samples']} images)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- generate (image models)
 
 
@@ -263,7 +388,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     registry = ModelRegistry()
     record = read_record(Path(args.from_png).read_bytes()) if args.from_png else None
-    name = record.model if record else args.model or next(iter(registry.names("image-gan")), None)
+    name = record.model if record else args.model or registry.default_name("image-gan")
     if name is None:
         return _fail("no image model is installed (see `aigc-studio models`)")
     gen = ImageGenerator(registry.load(name), device=args.device, threads=args.threads)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["ABBREVIATIONS", "stop_index"]
+__all__ = ["ABBREVIATIONS", "Passage", "passages", "stop_index"]
 
 ABBREVIATIONS: frozenset[str] = frozenset({
     "mr", "mrs", "ms", "mx", "dr", "st", "prof", "sr", "jr", "mt", "rev", "fr", "gen", "col", "capt",
@@ -74,3 +75,32 @@ def stop_index(text: str, mode: str, *, context: str = "") -> int | None:
         if _is_sentence_end(full, match.start(), marks):
             return match.end() - offset
     return None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A held-out passage cut in two: the model continues `prompt` and is scored against `reference`."""
+
+    start: int        # index of the passage's first word in the text
+    prompt: str       # the first half as written, with the whitespace after its last word
+    reference: str    # the second half, words joined by single spaces
+
+
+def passages(text: str, words: int = 64, count: int = 50) -> list[Passage]:
+    """`count` passages of `words` words spread evenly over `text` (fewer if the text is short), each
+    split into a first half (the prompt) and a second half (the reference continuation)."""
+    if words < 2 or count < 1:
+        raise ValueError("a passage needs at least 2 words, and at least one passage is needed")
+    tokens = re.findall(r"\S+\s*", text)
+    if len(tokens) < words:
+        raise ValueError(f"the text has {len(tokens)} words; a passage needs {words}")
+    count = min(count, len(tokens) // words)
+    span = len(tokens) - words
+    half = words // 2
+    out = []
+    for i in range(count):
+        start = span * i // max(1, count - 1) if count > 1 else 0
+        prompt = "".join(tokens[start:start + half])  # with its trailing space: the last word is complete
+        reference = " ".join(t.strip() for t in tokens[start + half:start + words])
+        out.append(Passage(start, prompt, reference))
+    return out

@@ -74,3 +74,18 @@ def test_sentence_looks_back_into_the_context() -> None:
 def test_unknown_mode_is_rejected() -> None:
     with pytest.raises(ValueError, match="paragraph"):
         stop_index("text", "paragraph")
+
+
+def test_passages_split_in_halves_spread_over_the_text() -> None:
+    from aigc_studio.core.text import passages
+
+    text = " ".join(f"w{i}" for i in range(100)) + "\n"
+    ps = passages(text, words=10, count=4)
+    assert [p.start for p in ps] == [0, 30, 60, 90]
+    assert ps[0].prompt == "w0 w1 w2 w3 w4 " and ps[0].reference == "w5 w6 w7 w8 w9"
+    assert ps[-1].reference == "w95 w96 w97 w98 w99"
+    assert len(passages(text, words=40, count=50)) == 2           # no more than the text holds
+    with pytest.raises(ValueError, match="needs 200"):
+        passages(text, words=200)
+    with pytest.raises(ValueError, match="at least 2 words"):
+        passages(text, words=1)
