@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,22 +32,43 @@ tqdm.monitor_interval = 0  # no background monitor thread: the bar is updated fr
 # ----------------------------------------------------------------------------- data
 
 
+def _load_tokenizer(tokenizer_path: Path) -> tuple[Callable[[str], list[int]], int]:
+    """(encode, vocab size) of a SentencePiece model (`.model`) or a byte-level BPE (`tokenizer.json`)."""
+    if tokenizer_path.suffix == ".json":
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(tokenizer_path))
+        return (lambda text: tok.encode(text, add_special_tokens=False).ids), tok.get_vocab_size()
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
+    return (lambda text: sp.encode(text)), sp.vocab_size()
+
+
 def encode_corpus(text_path: Path, tokenizer_path: Path, out_path: Path) -> np.ndarray:
     """Tokenise a text file into a flat uint16 array, cached as raw bytes beside a size file."""
     if out_path.exists() and out_path.stat().st_mtime > max(text_path.stat().st_mtime,
                                                             tokenizer_path.stat().st_mtime):
         return np.fromfile(out_path, dtype=np.uint16)
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
-    assert sp.vocab_size() < 2**16
+    encode, vocab = _load_tokenizer(tokenizer_path)
+    assert vocab <= 2**16, "token ids are stored as uint16"
     ids: list[int] = []
-    # Encode paragraph by paragraph (fast, and identical to whole-text encoding since pieces never
-    # cross a newline, which is a token of its own); works are separated by an end-of-text token.
     text = text_path.read_text(encoding="utf-8")
-    for para in tqdm(text.split("\n"), desc=f"encode {text_path.name}", unit="para", leave=False):
-        ids.extend(sp.encode(para))
-        ids.append(sp.piece_to_id("\n"))
+    if tokenizer_path.suffix == ".json":
+        # Byte-level BPE merges whitespace runs ("\n\n" is one token): encode paragraph by paragraph
+        # with the blank line that ends each, as the text has it.
+        paras = text.split("\n\n")
+        for i, para in enumerate(tqdm(paras, desc=f"encode {text_path.name}", unit="para", leave=False)):
+            ids.extend(encode(para + ("\n\n" if i < len(paras) - 1 else "")))
+    else:
+        # SentencePiece pieces never cross a newline, which is a token of its own, so encoding line by
+        # line is identical to encoding the whole text (and much faster).
+        import sentencepiece as spm
+
+        newline = spm.SentencePieceProcessor(model_file=str(tokenizer_path)).piece_to_id("\n")
+        for para in tqdm(text.split("\n"), desc=f"encode {text_path.name}", unit="para", leave=False):
+            ids.extend(encode(para))
+            ids.append(newline)
     arr = np.asarray(ids, dtype=np.uint16)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     arr.tofile(out_path)
@@ -120,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", type=Path, default=Path("runs/tokenizer/tokenizer.model"))
     ap.add_argument("--out", type=Path, default=Path("runs/writer-tiny"))
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
+    ap.add_argument("--init", type=Path, help="fine-tune: start from the weights and config of this checkpoint "
+                    "(e.g. one written by export.gguf_import) with a fresh optimiser")
     for f in fields(LMConfig):
         if f.name == "vocab_size":
             continue
@@ -167,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     train = encode_corpus(args.data / "train.txt", args.tokenizer, args.out / "train.bin")
     val = encode_corpus(args.data / "val.txt", args.tokenizer, args.out / "val.bin")
 
-    import sentencepiece as spm
-
-    vocab = spm.SentencePieceProcessor(model_file=str(args.tokenizer)).vocab_size()
+    vocab = _load_tokenizer(args.tokenizer)[1]
     overrides = {f.name: getattr(args, f.name) for f in fields(LMConfig)
                  if f.name != "vocab_size" and getattr(args, f.name) is not None}
     step, best_val, history, minutes_before = 0, float("inf"), [], 0.0
@@ -178,10 +200,19 @@ def main(argv: list[str] | None = None) -> int:
         cfg = LMConfig(**ck["config"])
         step, best_val, history = ck["step"], ck.get("best_val", best_val), json.loads(ck.get("history", "[]"))
         minutes_before = float(ck.get("minutes", 0.0))
+    elif args.init:
+        ck = None
+        init = load_checkpoint(args.init)
+        names = {f.name for f in fields(LMConfig)}
+        cfg = LMConfig(**{**{k: v for k, v in init["config"].items() if k in names}, **overrides})
+        if cfg.vocab_size < vocab:  # a model may have spare rows (padding), never too few
+            raise SystemExit(f"{args.init} has a vocabulary of {cfg.vocab_size}, {args.tokenizer} of {vocab}")
     else:
         ck = None
         cfg = LMConfig(vocab_size=vocab, **overrides)
     model = TransformerLM(cfg).to(device)
+    if args.init and ck is None:
+        model.load_state_dict(init["model"])
     opt = torch.optim.AdamW(
         [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": args.weight_decay},
          {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}],
@@ -214,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     tokens_per_step = args.batch_size * seq * (dist.get_world_size() if ddp else 1)
     t_last, ema_loss = time.time(), None
     stopped_early = False
+    if args.init and step == 0 and master:  # the figure to beat: the starting model on the same windows
+        vl = evaluate(raw, val, seq, args.batch_size, args.eval_batches)
+        history.append({"step": 0, "train_loss": None, "val_loss": round(vl, 4), "val_ppl": round(math.exp(vl), 2),
+                        "lr": 0.0, "minutes": 0.0})
+        bar.write(f"step 0 (initial weights): val {vl:.3f}  val ppl {math.exp(vl):.1f}")
     while step < args.max_steps:
         minutes = minutes_before + (time.time() - t_start) / 60
         if args.schedule == "time" and args.max_minutes:

@@ -180,3 +180,40 @@ def test_runtime_reads_both_kv_cache_layouts(tmp_path: Path, monkeypatch: pytest
     a, b = gens["buffer"], gens["concat"]
     assert [c.token_ids for c in a.complete("The quick", beam)] == [c.token_ids for c in b.complete("The quick", beam)]
     assert "".join(a.stream("The quick brown", greedy)) == "".join(b.stream("The quick brown", greedy))
+
+
+def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> None:
+    """--init starts from another checkpoint's weights (as export.gguf_import writes them), records the
+    starting validation figure as step 0, and a byte-level BPE tokenizer.json encodes the corpus."""
+    from tests.tiny_bpe import train_tiny_bpe
+    from export.model_lm import LMConfig, TransformerLM
+    from export.train_lm import encode_corpus, load_checkpoint, main, save_checkpoint
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text(tiny_corpus(200, 0))
+    (data / "val.txt").write_text(tiny_corpus(30, 1))
+    tok = train_tiny_bpe(tmp_path / "tok")
+    ids = encode_corpus(data / "val.txt", tok, tmp_path / "val.bin")
+    from tokenizers import Tokenizer
+
+    bpe = Tokenizer.from_file(str(tok))
+    assert bpe.decode(ids.tolist()) == (data / "val.txt").read_text()
+    base = TransformerLM(LMConfig(vocab_size=bpe.get_vocab_size(), n_layer=1, n_embd=16, n_head=2, n_kv_head=1, ffn_hidden=32,
+                                  block_size=32, norm="rms", pos="rope", mlp="swiglu", bias=False,
+                                  tie_embeddings=True, norm_first=True))
+    save_checkpoint(tmp_path / "base.pt", base, None, 0, {})
+    out = tmp_path / "ft"
+    assert main(["--data", str(data), "--tokenizer", str(tok), "--out", str(out), "--init", str(tmp_path / "base.pt"),
+                 "--batch-size", "4", "--warmup", "1", "--max-steps", "8", "--eval-every", "8",
+                 "--eval-batches", "2", "--lr", "3e-3", "--dropout", "0.0"]) == 0
+    ck = load_checkpoint(out / "ckpt.pt")
+    assert ck["config"]["pos"] == "rope" and ck["config"]["n_kv_head"] == 1 and ck["step"] == 8
+    history = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in history] == [0, 8]
+    assert history[1]["val_loss"] < history[0]["val_loss"]
+    small = TransformerLM(LMConfig(vocab_size=100, n_layer=1, n_embd=16, n_head=2, ffn_hidden=32, block_size=32))
+    save_checkpoint(tmp_path / "small.pt", small, None, 0, {})
+    with pytest.raises(SystemExit, match="vocabulary of 100"):
+        main(["--data", str(data), "--tokenizer", str(tok), "--out", str(tmp_path / "ft2"),
+              "--init", str(tmp_path / "small.pt"), "--max-steps", "1"])
