@@ -77,27 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--model")
     ppl.add_argument("--variant")
     ppl.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens")
-    ks = esub.add_parser("keystrokes", help="keystrokes inline suggestions save a writer typing a UTF-8 "
-                         "text file (the app's completion policy and keys; deterministic)")
-    ks.add_argument("file")
-    ks.add_argument("--model")
-    ks.add_argument("--variant")
-    ks.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+    def text_eval(name: str, help: str) -> argparse.ArgumentParser:
+        p = esub.add_parser(name, help=help)
+        p.add_argument("file")
+        p.add_argument("--model")
+        p.add_argument("--variant")
+        p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+        p.add_argument("--json", action="store_true", help="print a JSON record")
+        _add_sampling_options(p)
+        return p
+
+    ks = text_eval("keystrokes", "keystrokes inline suggestions save a writer typing a UTF-8 text file (the "
+                   "app's completion policy and keys; deterministic)")
     ks.add_argument("--max-chars", type=int, default=0, help="type only the first N characters")
     ks.add_argument("--max-words", type=int, default=4, help="words per suggestion (the app's default: 4)")
-    ks.add_argument("--json", action="store_true", help="print a JSON record")
-    _add_sampling_options(ks)
     for metric, what in (("bleu", "sacrebleu's corpus BLEU"), ("rouge", "ROUGE-1/2/L F1 (rouge-score)")):
-        ov = esub.add_parser(metric, help=f"{what} of a text model continuing the first half of passages of a "
-                             "UTF-8 text file, against their true second half (greedy by default)")
-        ov.add_argument("file")
-        ov.add_argument("--model")
-        ov.add_argument("--variant")
-        ov.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = its default)")
+        ov = text_eval(metric, f"{what} of a text model continuing the first half of passages of a UTF-8 text "
+                       "file, against their true second half (greedy by default; --json gives both metrics)")
         ov.add_argument("--passages", type=int, default=50, help="passages spread evenly over the file")
         ov.add_argument("--words", type=int, default=64, help="words per passage: half prompt, half reference")
-        ov.add_argument("--json", action="store_true", help="print a JSON record (both metrics)")
-        _add_sampling_options(ov)
     fid = esub.add_parser("fid", help="domain FID and KID of an image model: its images against real ones, "
                           "in the feature space of an image-features package")
     fid.add_argument("--model", help="image model package name (default: the default image model)")

@@ -47,3 +47,34 @@ def test_text_package_matches_its_reference(path) -> None:
             assert tokens == ref["greedy"].tolist()
         else:
             assert agree >= pkg.manifest["validation"]["tolerance"]["int8_min_top1_agreement"]
+
+
+@pytest.mark.parametrize("path", [p for p in PACKAGES if load_package(p, verify=False).kind == "image-gan"],
+                         ids=lambda p: p.name)
+def test_image_package_matches_its_reference(path) -> None:
+    from aigc_studio.core import latents as L
+    from aigc_studio.runtime.image_generator import ImageGenerator
+
+    pkg = load_package(path)
+    gen = ImageGenerator(pkg, device="cpu", threads=1)
+    with np.load(pkg.file(pkg.manifest["reference"]), allow_pickle=False) as ref:
+        z = L.z_from_seeds(ref["seeds"].tolist(), gen.z_dim)
+        w_tol, img_tol = ref["tolerance"].tolist()
+        if gen.is_style_based:
+            w = gen.mapping(z, str(ref["text"]))
+            assert np.abs(w - ref["w"]).max() <= w_tol
+            got = gen.synthesis(L.broadcast_w(w, gen.num_ws))
+        else:
+            got = gen.sessions["generator"].session.run(["image"], {"z": z})[0]
+        assert np.abs(got - ref["image"]).max() <= img_tol
+
+
+def test_image_models_and_feature_space_are_shipped() -> None:
+    from aigc_studio.runtime.features import FeatureExtractor
+
+    reg = ModelRegistry([shipped_models_dir()])
+    assert reg.default_name("image-gan") == "emoji-style"
+    assert len(reg.names("image-gan")) >= 2
+    fx = FeatureExtractor(reg.load("emoji-features"), threads=1)
+    floor = fx.heldout_scores()
+    assert floor.fid == pytest.approx(fx.floor["fid"], rel=1e-6)
