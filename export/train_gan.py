@@ -13,6 +13,9 @@
 - Sample grids at intervals from fixed seeds (`core.latents.z_from_seeds`: a seed is an identity), kept in
   OUT/samples/ with OUT/samples/latest.png; checkpoints with their config (`torch.load(weights_only=True)`),
   resume from OUT/ckpt.pt, a fixed seed, a progress bar with losses and images/s.
+- Several GPUs (or CPU processes on gloo): `torchrun --nproc_per_node N -m export.train_gan ...`. Every rank
+  starts from the same weights, draws its own batches (the batch size is per rank) and averages gradients
+  with all-reduce; rank 0 writes samples and checkpoints, after checking that the ranks still agree.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
@@ -165,13 +169,43 @@ def default_config(args: argparse.Namespace) -> dict[str, Any]:
     return {**cfg, **json.loads(args.config)}
 
 
+def sync_gradients(module: torch.nn.Module, world: int) -> None:
+    """Average the gradients over the ranks. Done by hand rather than with DistributedDataParallel, which
+    cannot take the double backward of the R1 and gradient penalties (StyleGAN2-ADA does the same)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if world > 1 and grads:
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        torch.nn.utils.vector_to_parameters(flat, grads)  # copies back into the .grad tensors
+
+
+def replicas_agree(module: torch.nn.Module) -> bool:
+    """Whether every rank holds the same parameters (checked at each checkpoint)."""
+    v = torch.nn.utils.parameters_to_vector(module.parameters()).detach().double()
+    lo, hi = v.clone(), v.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(lo, hi))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
     rng = np.random.default_rng(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Launched by torchrun: one process per GPU (or CPU process on gloo); the batch size is per rank.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = 0
+    if world > 1:
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device == "cuda":
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    master = rank == 0
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "ckpt.pt"
 
@@ -211,13 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         opt_d.load_state_dict(ck["opt_d"])
         torch.manual_seed(args.seed + step)
         rng = np.random.default_rng(args.seed + step)
+    if world > 1:  # each rank draws its own batches and latents
+        torch.manual_seed(args.seed + step + 1000 * (rank + 1))
+        rng = np.random.default_rng(args.seed + step + 1000 * (rank + 1))
     G.to(device), D.to(device), G_ema.to(device)
     data = data.to(device)
     z_dim = G.cfg.z_dim
-    print(f"{args.arch}: G {sum(p.numel() for p in G.parameters()) / 1e6:.2f}M, "
-          f"D {sum(p.numel() for p in D.parameters()) / 1e6:.2f}M parameters; {json.dumps(config)}")
-    print(f"data: {len(data)} images of {args.size}px from {', '.join(sources)}; device {device}, "
-          f"threads {torch.get_num_threads()}")
+    say = print if master else (lambda *a, **k: None)
+    say(f"{args.arch}: G {sum(p.numel() for p in G.parameters()) / 1e6:.2f}M, "
+        f"D {sum(p.numel() for p in D.parameters()) / 1e6:.2f}M parameters; {json.dumps(config)}")
+    say(f"data: {len(data)} images of {args.size}px from {', '.join(sources)}; device {device}, "
+        f"threads {torch.get_num_threads()}, ranks {world} (batch {args.batch_size} each)")
 
     def batch() -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = rng.integers(0, len(data), args.batch_size)
@@ -247,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         save_grid(grid, rows, args.out / "samples" / "latest.png")
 
     t0 = time.time()
-    bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True,
+    bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True, disable=not master,
                mininterval=0.5 if sys.stderr.isatty() else 30)
     ema_beta = 0.5 ** (args.batch_size / max(args.ema_half_life, 1e-8))
     t_last, logs = time.time(), {}
@@ -272,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 loss_d = gan_dcgan.d_loss_ns(D(real), D(fake))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            sync_gradients(D, world)
             opt_d.step()
         # --- generator
         _, c = batch()
@@ -284,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             loss_g = gan_dcgan.g_loss_wgan(D(fake)) if args.arch == "wgan-gp" else gan_dcgan.g_loss_ns(D(fake))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        sync_gradients(G, world)
         opt_g.step()
         ema_update(G_ema, G, ema_beta)
         step += 1
@@ -293,16 +333,25 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(**{k: f"{v:.3f}" for k, v in logs.items()}, img_s=f"{args.batch_size / (now - t_last):.0f}")
         t_last = now
         out_of_time = bool(args.max_minutes) and minutes_before + (now - t0) / 60 >= args.max_minutes
-        if step % args.sample_every == 0 or step == args.steps or out_of_time:
+        if world > 1:  # every rank stops at the same step: rank 0's clock decides
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.broadcast(flag, 0)
+            out_of_time = bool(flag.item())
+        if master and (step % args.sample_every == 0 or step == args.steps or out_of_time):
             samples()
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+            if world > 1 and not replicas_agree(G):
+                raise RuntimeError(f"step {step}: the ranks' generators differ; gradient averaging failed")
             history.append({"step": step, **{k: round(v, 4) for k, v in logs.items()},
                             "minutes": round(minutes_before + (now - t0) / 60, 2)})
-            save()
+            if master:
+                save()
         if out_of_time:
             break
     bar.close()
-    print(f"done at step {step}; checkpoint {ckpt_path}, samples {args.out / 'samples' / 'latest.png'}")
+    say(f"done at step {step}; checkpoint {ckpt_path}, samples {args.out / 'samples' / 'latest.png'}")
+    if world > 1:
+        dist.destroy_process_group()
     return 0
 
 

@@ -132,3 +132,27 @@ def test_exported_manifest(tmp_path: Path) -> None:
     with np.load(tmp_path / "p" / "latents.npz") as z:
         assert z["directions"].shape == (5, 16) and z["w_avg"].shape == (16,)
     _ = Controls  # the runtime's controls are exercised in tests/runtime/test_image_generator.py
+
+
+def test_torchrun_two_processes_average_their_gradients(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Two CPU ranks on gloo: both run, their generators stay identical (checked by the trainer at every
+    checkpoint), and rank 0 alone writes the checkpoint and the samples."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "export.train_gan", "--arch", "stylegan", "--data", str(tiny_dataset), "--sources", "discs",
+           "--size", "16", "--out", str(out), "--batch-size", "2", "--steps", "2", "--ckpt-every", "1",
+           "--sample-every", "2", "--sample-seeds", "2", "--threads", "1", "--r1-every", "1",
+           "--config", '{"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 128, "channel_max": 8, '
+                       '"d_channel_base": 128, "d_channel_max": 8}']
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("ranks 2 (batch 2 each)") == 1          # rank 0 alone reports
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck["step"] == 2 and len(json.loads(ck["history"])) == 2
+    assert (out / "samples" / "step_0000002.png").is_file()
