@@ -9,7 +9,8 @@
    out; dynamic batch, sequence and past lengths. The cache layout is "buffer" (see KV_CACHE_LAYOUTS): the
    past is a fixed-capacity buffer that the runtime fills in place and `present` holds only the new
    tokens, so a decode step does not copy the cache. `kv_cache="concat"` writes the older layout.
-2. Quantise a copy to int8 with onnxruntime's dynamic quantisation.
+2. Quantise a copy: int8 with onnxruntime's dynamic quantisation (`quant="int8"`), or weight-only
+   MatMulNBits blocks of 32 (`"q8"`, `"q4"`; q4 also stores the embedding as 4-bit GatherBlockQuantized).
 3. Validate both through `aigc_studio.runtime` (the code the app uses): output names, dynamic axes,
    logits within a stated tolerance of PyTorch's for several prompt lengths and past lengths, greedy
    tokens and decoded text equal to PyTorch's (fp32) or their agreement (int8), perplexity on held-out
@@ -148,6 +149,52 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = False,
                      nodes_to_exclude=list(exclude))
 
 
+QUANT_FORMATS = {  # variant -> how its graph is made
+    "int8": "dynamic int8 quantisation of MatMul and Gather weights (onnxruntime quantize_dynamic)",
+    "q8": "weight-only 8-bit MatMulNBits, symmetric blocks of 32, int8 compute (accuracy level 4)",
+    "q4": "weight-only 4-bit MatMulNBits and GatherBlockQuantized, symmetric blocks of 32, int8 compute",
+}
+
+
+def quantize_nbits(src: Path, dst: Path, bits: int = 4, block_size: int = 32, accuracy_level: int = 4) -> None:
+    """Weight-only block quantisation: MatMul -> MatMulNBits (and, at 4 bits, the embedding Gather ->
+    GatherBlockQuantized), symmetric, one fp32 scale per block of `block_size` weights."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
+    kw = dict(block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level, bits=bits,
+              op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)))
+    level = logging.getLogger().level
+    logging.disable(logging.ERROR)  # the quantiser logs every node it visits
+    model = onnx.load(str(src))
+    if "Gather" in ops and model.opset_import[0].version < 21:
+        # GatherBlockQuantized stores int4, an opset-21 type; the quantiser raises the opset without
+        # converting the graph (ReduceMean's axes attribute became an input in 18), so convert it first.
+        from onnx import version_converter
+
+        model = version_converter.convert_version(model, 21)
+    try:
+        q = MatMulNBitsQuantizer(model, algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
+        q.process()
+    finally:
+        logging.disable(logging.NOTSET)
+        logging.getLogger().setLevel(level)
+    onnx.save(q.model.model, str(dst))
+
+
+def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
+             op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
+    if quant == "int8":
+        quantize_int8(src, dst, per_channel=per_channel, op_types=op_types, exclude=exclude)
+    elif quant in ("q8", "q4"):
+        quantize_nbits(src, dst, bits=int(quant[1:]))
+    else:
+        raise ValueError(f"unknown quantisation {quant!r} (known: {', '.join(QUANT_FORMATS)})")
+
+
 def _tokenizer_library(tokenizer_type: str) -> dict[str, str]:
     if tokenizer_type == "sentencepiece":
         import sentencepiece as spm
@@ -276,15 +323,16 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    tokens: dict[str, int | None] | None = None, fp32_tol: float = FP32_TOL,
                    int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
                    int8_op_types: Sequence[str] = ("MatMul", "Gather"),
-                   int8_exclude: Sequence[str] = ()) -> dict[str, Any]:
+                   int8_exclude: Sequence[str] = (), quant: str = "int8") -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
     `tokenizer_type` is "sentencepiece" (a .model file) or "bpe" (a `tokenizers` tokenizer.json);
     `tokens` the special ids for the manifest (default: export/tokenizer_text.py's). `fp32_tol` and
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
-    nodes quantised (see `quantize_int8`).
-    Raises SystemExit when the fp32 graph disagrees with PyTorch or int8 agrees too little."""
+    nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS); its
+    least agreement is `int8_min_agree` whatever the format.
+    Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
     encode = _encoder(tokenizer_type, Path(tokenizer))
     tokenizer_file = TOKENIZER_FILES[tokenizer_type]
     model = model.eval()
@@ -295,8 +343,9 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         stage = Path(tmp) / name
         stage.mkdir()
         export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
-        quantize_int8(stage / "model.onnx", stage / "model.int8.onnx", per_channel=int8_per_channel,
-                      op_types=int8_op_types, exclude=int8_exclude)
+        qfile = f"model.{quant}.onnx"
+        quantize(quant, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
+                 op_types=int8_op_types, exclude=int8_exclude)
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
         shutil.copy(tokenizer, stage / tokenizer_file)
@@ -312,10 +361,10 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         extra = {"description": description, "licence": licence, "sources": sources,
                  "training": training or {}}
         write_package(stage, text_manifest(model, name, tokenizer_file,
-                                           {"fp32": "model.onnx", "int8": "model.int8.onnx"}, extra, kv_cache,
+                                           {"fp32": "model.onnx", quant: qfile}, extra, kv_cache,
                                            tokenizer_type, tokens))
         reports = {}
-        for variant in ("fp32", "int8"):
+        for variant in ("fp32", quant):
             rep = validate(stage, model, variant, prompts, val_ids)
             reports[variant] = rep
             say(f"[{variant}] max |logit diff| {rep['max_abs_logit_diff']:.2e}, "
@@ -328,11 +377,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         if fp["max_abs_logit_diff"] > fp32_tol or not fp["greedy_all_equal"]:
             raise SystemExit(f"fp32 validation failed: max diff {fp['max_abs_logit_diff']:.2e} "
                              f"(tolerance {fp32_tol}), greedy equal {fp['greedy_all_equal']}")
-        q = reports["int8"]
+        q = reports[quant]
         if q["val_top1_agreement"] < int8_min_agree:
-            raise SystemExit(f"int8 validation failed: top-1 agreement {q['val_top1_agreement']:.3f} "
+            raise SystemExit(f"{quant} validation failed: top-1 agreement {q['val_top1_agreement']:.3f} "
                              f"< {int8_min_agree}")
-        files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+        files = {"fp32": "model.onnx", quant: qfile}
         for v in list(files):
             if v not in variants:
                 (stage / files.pop(v)).unlink()
@@ -340,7 +389,8 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
             v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "random_top1_agreement",
                                   "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
         validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
-                                   "int8_min_top1_agreement": int8_min_agree}
+                                   f"{quant}_min_top1_agreement": int8_min_agree}
+        validation["quantisation"] = {quant: QUANT_FORMATS[quant]}
         write_package(stage, text_manifest(model, name, tokenizer_file, files,
                                            {**extra, "validation": validation}, kv_cache,
                                            tokenizer_type, tokens))
@@ -363,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--description", default="A small Transformer trained on public-domain prose.")
     ap.add_argument("--sources", type=Path, help="sources.json written by export.data_text")
     ap.add_argument("--val-text", type=Path, help="held-out text for perplexity and agreement")
-    ap.add_argument("--variants", default="fp32,int8", help="graph variants to ship")
+    ap.add_argument("--quant", choices=tuple(QUANT_FORMATS), default="int8",
+                    help="the quantised variant: " + "; ".join(f"{k}: {v}" for k, v in QUANT_FORMATS.items()))
+    ap.add_argument("--variants", default="", help="graph variants to ship (default: fp32 and the --quant one)")
     ap.add_argument("--licence", default="Apache-2.0 (weights); training texts public domain")
     ap.add_argument("--fp32-tol", type=float, default=FP32_TOL, help="max |logit diff| of the fp32 graph")
     ap.add_argument("--int8-min-agree", type=float, default=INT8_MIN_AGREE,
@@ -388,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # gguf_import's
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
-                   variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+                   variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", args.quant],
+                   quant=args.quant,
                    tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
                    int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
                    int8_op_types=[t for t in args.int8_op_types.split(",") if t],

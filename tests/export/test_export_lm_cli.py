@@ -96,3 +96,30 @@ def test_bpe_checkpoint_exports_with_its_special_ids(tmp_path: Path) -> None:
     assert not any(n.op_type == "Gather" and "quantized" in n.input[0] for n in graph.node)
     gen = TextGenerator(package, device="cpu")
     assert gen.eos_id == 0 and isinstance(gen.tokenizer, HFTokenizer)
+
+
+@pytest.mark.parametrize("quant, ops", [("q4", {"MatMulNBits", "GatherBlockQuantized"}), ("q8", {"MatMulNBits"})])
+def test_weight_only_block_quantisation(tmp_path: Path, quant: str, ops: set[str]) -> None:
+    """q4/q8: MatMulNBits (and a 4-bit embedding) validated through the runtime like int8."""
+    import onnx
+
+    from aigc_studio.core.sampling import SamplingConfig
+    from aigc_studio.runtime.text_generator import TextGenerator
+    from aigc_studio.runtime.tokenizer import HFTokenizer
+    from export.export_lm import main
+
+    tok = train_tiny_bpe(tmp_path / "tok")
+    bpe = HFTokenizer(tok)
+    ck = _checkpoint(tmp_path / "ckpt.pt", bpe.vocab_size, bpe.encode, {"tokens": json.dumps({"eos": 0})},
+                     norm="rms", pos="rope", mlp="swiglu", n_kv_head=1)
+    out = tmp_path / "pkg"
+    assert main(["--checkpoint", str(ck), "--tokenizer", str(tok), "--out", str(out), "--name", "bq",
+                 "--quant", quant, "--int8-min-agree", "0.5", "--fp32-tol", "1e-2"]) == 0
+    m = load_package(out).manifest
+    assert set(m["graphs"]["variants"]) == {"fp32", quant}
+    assert m["validation"]["tolerance"][f"{quant}_min_top1_agreement"] == 0.5
+    assert m["validation"][quant]["val_top1_agreement"] >= 0.5 and quant in m["validation"]["quantisation"]
+    graph = onnx.load(str(out / f"model.{quant}.onnx")).graph
+    assert {n.op_type for n in graph.node} >= ops
+    gen = TextGenerator(load_package(out), device="cpu", variant=quant)
+    assert len(list(gen.generate_tokens(bpe.encode("The quick"), SamplingConfig(max_new_tokens=4)))) == 4
