@@ -46,7 +46,7 @@ def test_text_package_matches_its_reference(path) -> None:
                 ref["input_ids"][0].tolist(), SamplingConfig(max_new_tokens=len(ref["greedy"])))]
             assert tokens == ref["greedy"].tolist()
         else:
-            assert agree >= pkg.manifest["validation"]["tolerance"]["int8_min_top1_agreement"]
+            assert agree >= pkg.manifest["validation"]["tolerance"][f"{variant}_min_top1_agreement"]
 
 
 @pytest.mark.parametrize("path", [p for p in PACKAGES if load_package(p, verify=False).kind == "image-gan"],
