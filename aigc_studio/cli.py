@@ -420,7 +420,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         img, rec = gen.generate(args.seed, controls)
     out.write_bytes(gen.png(img, rec))
-    print(f"{out}: {rec.parameters_line()}")
+    print(f"{out}: " + " | ".join(line for line in rec.parameters_line().splitlines() if line))
     return 0
 
 
