@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--text", default="", help="condition text (conditional models; default none)")
     fid.add_argument("--threads", type=int, default=0)
     fid.add_argument("--json", action="store_true", help="print a JSON record")
+    cond = esub.add_parser("condition", help="how a text condition steers an image model: the share of images "
+                           "made for an emoji's label that the feature classifier puts in that emoji's class, "
+                           "against the same seeds without the text")
+    cond.add_argument("--model", help="image model package name (default: the default image model)")
+    cond.add_argument("--features", help="image-features package with labels (default: emoji-features)")
+    cond.add_argument("--seeds", type=int, default=4, help="images per label (seeds 0..N-1)")
+    cond.add_argument("--max-labels", type=int, default=0, help="use only the first N labels (0: all)")
+    cond.add_argument("--truncation", type=float, default=1.0)
+    cond.add_argument("--threads", type=int, default=0)
+    cond.add_argument("--json", action="store_true", help="print a JSON record")
     _add_generate_parser(sub)
     return ap
 
@@ -207,6 +217,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_keystrokes(args)
     if args.metric == "fid":
         return _eval_fid(args)
+    if args.metric == "condition":
+        return _eval_condition(args)
     if args.metric in ("bleu", "rouge"):
         return _eval_overlap(args)
     return _fail(f"unknown metric {args.metric}")
@@ -307,27 +319,75 @@ def _eval_overlap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_fid(args: argparse.Namespace) -> int:
-    """Domain FID/KID of generated images against the real reference images of a feature package."""
-    import time
-
-    import numpy as np
-
+def _load_image_eval(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(ImageGenerator, FeatureExtractor) of --model and --features, or ValueError."""
     from aigc_studio.runtime.features import FeatureExtractor
-    from aigc_studio.runtime.image_generator import Controls, ImageGenerator
+    from aigc_studio.runtime.image_generator import ImageGenerator
     from aigc_studio.runtime.registry import ModelRegistry
 
     registry = ModelRegistry()
     name = args.model or registry.default_name("image-gan")
     fname = args.features or registry.default_name("image-features")
     if name is None:
-        return _fail("no image model is installed (see `aigc-studio models`)")
+        raise ValueError("no image model is installed (see `aigc-studio models`)")
     if fname is None:
-        return _fail("no image-features package is installed; build one with `python -m export.fid`")
+        raise ValueError("no image-features package is installed; build one with `python -m export.fid`")
     gen = ImageGenerator(registry.load(name), device="cpu", threads=args.threads)
     fx = FeatureExtractor(registry.load(fname), threads=args.threads)
     if gen.img_size != fx.img_size:
-        return _fail(f"model '{name}' makes {gen.img_size}px images; '{fname}' scores {fx.img_size}px images")
+        raise ValueError(f"model '{name}' makes {gen.img_size}px images; '{fname}' scores {fx.img_size}px images")
+    return gen, fx
+
+
+def _eval_condition(args: argparse.Namespace) -> int:
+    """Top-1/top-5 class accuracy of images made for held-out emoji labels, with and without the text."""
+    import numpy as np
+
+    from aigc_studio.runtime.image_generator import Controls
+
+    gen, fx = _load_image_eval(args)
+    if not gen.conditional:
+        return _fail(f"model '{gen.name}' is not conditioned on text")
+    labels = fx.labels()[: args.max_labels or None]
+    if not labels:
+        return _fail(f"'{fx.name}' holds no labels to condition on (re-export it with python -m export.fid)")
+    if args.seeds < 1:
+        return _fail("--seeds must be at least 1")
+    seeds = list(range(args.seeds))
+    scores = {}
+    for mode in ("text", "none"):
+        hits1 = hits5 = 0
+        for label, k in labels:
+            text = label.split(":")[0][:150] if mode == "text" else ""
+            logits = fx.logits(gen.images(seeds, Controls(psi=args.truncation, text=text)))
+            top5 = np.argsort(-logits, axis=1)[:, :5]
+            hits1 += int((top5[:, 0] == k).sum())
+            hits5 += int((top5 == k).any(axis=1).sum())
+        n = len(labels) * len(seeds)
+        scores[mode] = {"top1": hits1 / n, "top5": hits5 / n}
+    record = {"model": gen.name, "features": fx.name, "labels": len(labels), "seeds": len(seeds),
+              "classes": len(fx.classes), "psi": args.truncation, "with_text": scores["text"],
+              "without_text": scores["none"]}
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    t, u = scores["text"], scores["none"]
+    print(f"model {gen.name}: {len(labels)} held-out emoji labels x {len(seeds)} seeds, {len(fx.classes)} classes "
+          f"of '{fx.name}': class accuracy with the label as text top-1 {t['top1']:.1%}, top-5 {t['top5']:.1%}; "
+          f"the same seeds without text top-1 {u['top1']:.1%}, top-5 {u['top5']:.1%}")
+    return 0
+
+
+def _eval_fid(args: argparse.Namespace) -> int:
+    """Domain FID/KID of generated images against the real reference images of a feature package."""
+    import time
+
+    import numpy as np
+
+    from aigc_studio.runtime.image_generator import Controls
+
+    gen, fx = _load_image_eval(args)
+    name, fname = gen.name, fx.name
     n = args.samples or len(fx.heldout)
     if n < 2:
         return _fail("--samples must be at least 2")

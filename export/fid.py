@@ -125,9 +125,21 @@ def train(x: torch.Tensor, y: torch.Tensor, cfg: FeatureNetConfig, epochs: int, 
     return net.eval()
 
 
+def label_classes(metas: list[dict], names: list[str], classes: list[str]) -> list[list]:
+    """[label, class index] of every distinct label of `metas` whose class the classifier knows."""
+    index = {c: k for k, c in enumerate(classes)}
+    seen: dict[str, int] = {}
+    for m, n in zip(metas, names):
+        if n in index:
+            seen.setdefault(m["label"], index[n])
+    return [[label, k] for label, k in seen.items()]
+
+
 def export_package(net: FeatureNet, out: Path, *, name: str, classes: list[str], reference: np.ndarray,
-                   heldout: np.ndarray, extra: dict, verbose: bool = True) -> dict:
-    """Export, validate and write the feature package; `reference`/`heldout` are uint8 RGBA images."""
+                   heldout: np.ndarray, extra: dict, verbose: bool = True,
+                   labels: list[list] | None = None) -> dict:
+    """Export, validate and write the feature package; `reference`/`heldout` are uint8 RGBA images,
+    `labels` the [label, class] pairs that `aigc-studio eval condition` asks a generator for."""
     say = print if verbose else (lambda *a, **k: None)
     net = net.eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +154,10 @@ def export_package(net: FeatureNet, out: Path, *, name: str, classes: list[str],
         # placeholder reference so the package loads for validation; replaced below
         np.savez(stage / "reference.npz", reference=np.zeros((2, net.cfg.feature_dim), np.float32),
                  heldout=np.zeros((2, net.cfg.feature_dim), np.float32))
+        if labels:
+            (stage / "labels.json").write_text(json.dumps({"heldout": labels}, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
+            extra = {**extra, "labels": "labels.json"}
         cfg = {**asdict(net.cfg), "classes": classes, "input": "rgba-premultiplied", "range": [-1, 1],
                "parameters": sum(p.numel() for p in net.parameters())}
         m = {"name": name, "kind": "image-features", "config": cfg,
@@ -215,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
              "training": {"epochs": args.epochs, "images": len(train_idx), "classes": len(classes),
                           "heldout_accuracy": round(acc, 4), "minutes": round((time.time() - t0) / 60, 1),
                           "split": "sha1(label) % 5 == 0 is held out"}}
+    heldout_metas = [m for m, h in zip(metas, held) if h]
     export_package(net, args.out, name=args.name, classes=classes, reference=images[~held], heldout=images[held],
-                   extra=extra)
+                   extra=extra, labels=label_classes(heldout_metas, [n for n, h in zip(names, held) if h], classes))
     return 0
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+import json
+
 import numpy as np
 
 from aigc_studio.core.metrics import feature_stats, frechet_distance, kernel_distance
@@ -75,12 +77,38 @@ class FeatureExtractor:
 
     def features(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
         """(N, D) features of (N, H, W, 4) uint8 RGBA images of the package's size."""
+        return self._run("features", images, batch).astype(np.float64)
+
+    def logits(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
+        """(N, K) class scores of the classifier behind the features (classes: `self.classes`)."""
+        return self._run("logits", images, batch)
+
+    def _run(self, output: str, images: np.ndarray, batch: int) -> np.ndarray:
         x = from_rgba_uint8(images)
         if x.shape[2:] != (self.img_size, self.img_size):
             raise ValueError(f"the feature extractor '{self.name}' takes {self.img_size}x{self.img_size} "
                              f"images, not {x.shape[3]}x{x.shape[2]}")
-        out = [self.session.run(["features"], {"image": x[i:i + batch]})[0] for i in range(0, len(x), batch)]
-        return np.concatenate(out).astype(np.float64)
+        return np.concatenate([self.session.run([output], {"image": x[i:i + batch]})[0]
+                               for i in range(0, len(x), batch)])
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.package.manifest["config"].get("classes", [])]
+
+    def labels(self) -> list[tuple[str, int]]:
+        """(label, class index) of held-out emoji, for measuring how a text condition steers a generator;
+        empty when the package has none."""
+        name = self.package.manifest.get("labels")
+        if not name:
+            return []
+        try:
+            pairs = json.loads(self.package.file(name).read_text(encoding="utf-8"))["heldout"]
+            out = [(str(label), int(k)) for label, k in pairs]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PackageError(f"{self.package.path}: {name} cannot be read ({exc})") from None
+        if any(not 0 <= k < len(self.classes) for _, k in out):
+            raise PackageError(f"{self.package.path}: {name} names a class outside 0..{len(self.classes) - 1}")
+        return out
 
     def scores(self, features: np.ndarray, *, kid_subsets: int = 50, kid_subset_size: int = 1000) -> Scores:
         """Domain FID and KID of `features` against the reference features."""

@@ -36,7 +36,8 @@ def features_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     out = tmp_path_factory.mktemp("features") / "tiny-features"
     export_package(net, out, name="tiny-features", classes=["a", "b", "c"], reference=_images(rng, 120),
-                   heldout=_images(rng, 60), extra={"licence": "test"}, verbose=False)
+                   heldout=_images(rng, 60), extra={"licence": "test"}, verbose=False,
+                   labels=[["red heart", 0], ["cat face: smiling", 1], ["star", 2]])
     return out
 
 
@@ -122,3 +123,43 @@ def test_cli_eval_fid(features_package: Path, tmp_path: Path, monkeypatch: pytes
     assert "domain FID" in out and "40 generated images" in out and "floor, held-out real images" in out
     assert main([*args, "--samples", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_labels_and_logits(fx: FeatureExtractor) -> None:
+    assert fx.labels() == [("red heart", 0), ("cat face: smiling", 1), ("star", 2)]
+    assert fx.classes == ["a", "b", "c"]
+    assert fx.logits(_images(np.random.default_rng(3), 5)).shape == (5, 3)
+
+
+def test_cli_eval_condition(features_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from aigc_studio.cli import main
+    from export.export_gan import export_package, tiny_generator
+
+    models = tmp_path / "models"
+    shutil.copytree(features_package, models / "tiny-features")
+    for key, arch, cond in (("tiny-gan", "stylegan", True), ("tiny-dc", "dcgan", False)):
+        export_package(arch, tiny_generator(arch, cond), models / key, name=key, ganspace_samples=200,
+                       directions=2, verbose=False)
+    monkeypatch.setenv("AIGC_STUDIO_MODELS", str(models))
+    args = ["eval", "condition", "--model", "tiny-gan", "--features", "tiny-features", "--seeds", "3"]
+    assert main([*args, "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["labels"] == 3 and rec["seeds"] == 3 and rec["classes"] == 3
+    for mode in ("with_text", "without_text"):
+        assert 0 <= rec[mode]["top1"] <= rec[mode]["top5"] <= 1
+    assert main([*args, "--max-labels", "1"]) == 0
+    assert "1 held-out emoji labels x 3 seeds" in capsys.readouterr().out
+    assert main(["eval", "condition", "--model", "tiny-dc", "--features", "tiny-features"]) == 2
+    assert "not conditioned on text" in capsys.readouterr().err
+
+
+def test_labels_naming_an_unknown_class_are_refused(features_package: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(features_package, bad)
+    (bad / "labels.json").write_text(json.dumps({"heldout": [["star", 7]]}))
+    m = json.loads((bad / "manifest.json").read_text())
+    write_package(bad, {k: v for k, v in m.items() if k not in ("files", "format_version")})
+    with pytest.raises(PackageError, match="outside 0..2"):
+        FeatureExtractor(load_package(bad)).labels()
