@@ -27,7 +27,7 @@ from aigc_studio.runtime.registry import ModelRegistry
 DOCS = Path(__file__).resolve().parent
 PROMPTS = ("red heart", "cat face", "grinning face", "star", "house", "dog", "flower", "")
 SCALE = 2          # 64 px images shown at 128 px
-LABEL_W = 120
+LABEL_W = 160
 
 
 def on_background(rgba: np.ndarray) -> Image.Image:
