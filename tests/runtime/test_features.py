@@ -163,3 +163,25 @@ def test_labels_naming_an_unknown_class_are_refused(features_package: Path, tmp_
     write_package(bad, {k: v for k, v in m.items() if k not in ("files", "format_version")})
     with pytest.raises(PackageError, match="outside 0..2"):
         FeatureExtractor(load_package(bad)).labels()
+
+
+def test_cli_refuses_a_feature_space_of_another_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    from aigc_studio.cli import main
+    from export.export_gan import export_package as export_gan_package, tiny_generator
+    from export.fid import FeatureNet, FeatureNetConfig, export_package
+
+    models = tmp_path / "models"
+    torch.manual_seed(0)
+    net = FeatureNet(FeatureNetConfig(img_size=32, width=4, stages=2, feature_dim=8, n_classes=2)).eval()
+    rng = np.random.default_rng(0)
+    export_package(net, models / "f32", name="f32", classes=["a", "b"], reference=_images(rng, 20, 32),
+                   heldout=_images(rng, 10, 32), extra={}, verbose=False)
+    export_gan_package("stylegan", tiny_generator("stylegan", True), models / "g16", name="g16",
+                       ganspace_samples=100, directions=2, verbose=False)
+    monkeypatch.setenv("AIGC_STUDIO_MODELS", str(models))
+    assert main(["eval", "fid", "--model", "g16", "--features", "f32"]) == 2
+    assert "makes 16px images; 'f32' scores 32px images" in capsys.readouterr().err
+    assert main(["eval", "condition", "--model", "g16", "--features", "f32"]) == 2
+    assert "makes 16px images" in capsys.readouterr().err
