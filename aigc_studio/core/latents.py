@@ -301,14 +301,18 @@ def interpolation_weights(frames: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, int(frames))
 
 
-def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """(1 − t) a + t b; exactly `a` at t = 0 and exactly `b` at t = 1. Used in w."""
+def _ends(a: np.ndarray, b: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """a and b as float32, and a copy of the exact endpoint when t is 0 or 1 (else None)."""
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
-    if t == 0:
-        return a.copy()
-    if t == 1:
-        return b.copy()
+    return a, b, a.copy() if t == 0 else b.copy() if t == 1 else None
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """(1 − t) a + t b; exactly `a` at t = 0 and exactly `b` at t = 1. Used in w."""
+    a, b, end = _ends(a, b, t)
+    if end is not None:
+        return end
     return (a + np.float32(t) * (b - a)).astype(np.float32)
 
 
@@ -316,12 +320,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     """Spherical interpolation over the last axis; exactly `a` at t = 0 and `b` at t = 1. Used in z,
     where a straight line would pass through the low-density middle of the Gaussian (White 2016).
     Nearly parallel vectors fall back to `lerp`."""
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    if t == 0:
-        return a.copy()
-    if t == 1:
-        return b.copy()
+    a, b, end = _ends(a, b, t)
+    if end is not None:
+        return end
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     na = np.linalg.norm(a64, axis=-1, keepdims=True)
     nb = np.linalg.norm(b64, axis=-1, keepdims=True)
