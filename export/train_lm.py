@@ -32,17 +32,18 @@ tqdm.monitor_interval = 0  # no background monitor thread: the bar is updated fr
 # ----------------------------------------------------------------------------- data
 
 
-def _load_tokenizer(tokenizer_path: Path) -> tuple[Callable[[str], list[int]], int]:
-    """(encode, vocab size) of a SentencePiece model (`.model`) or a byte-level BPE (`tokenizer.json`)."""
+def _load_tokenizer(tokenizer_path: Path) -> tuple[Callable[[str], list[int]], int, int | None]:
+    """(encode, vocab size, id of the newline piece or None) of a SentencePiece model (`.model`) or a
+    byte-level BPE (`tokenizer.json`)."""
     if tokenizer_path.suffix == ".json":
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(tokenizer_path))
-        return (lambda text: tok.encode(text, add_special_tokens=False).ids), tok.get_vocab_size()
+        return (lambda text: tok.encode(text, add_special_tokens=False).ids), tok.get_vocab_size(), None
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
-    return (lambda text: sp.encode(text)), sp.vocab_size()
+    return (lambda text: sp.encode(text)), sp.vocab_size(), sp.piece_to_id("\n")
 
 
 def encode_corpus(text_path: Path, tokenizer_path: Path, out_path: Path) -> np.ndarray:
@@ -50,7 +51,7 @@ def encode_corpus(text_path: Path, tokenizer_path: Path, out_path: Path) -> np.n
     if out_path.exists() and out_path.stat().st_mtime > max(text_path.stat().st_mtime,
                                                             tokenizer_path.stat().st_mtime):
         return np.fromfile(out_path, dtype=np.uint16)
-    encode, vocab = _load_tokenizer(tokenizer_path)
+    encode, vocab, newline = _load_tokenizer(tokenizer_path)
     assert vocab <= 2**16, "token ids are stored as uint16"
     ids: list[int] = []
     text = text_path.read_text(encoding="utf-8")
@@ -63,9 +64,6 @@ def encode_corpus(text_path: Path, tokenizer_path: Path, out_path: Path) -> np.n
     else:
         # SentencePiece pieces never cross a newline, which is a token of its own, so encoding line by
         # line is identical to encoding the whole text (and much faster).
-        import sentencepiece as spm
-
-        newline = spm.SentencePieceProcessor(model_file=str(tokenizer_path)).piece_to_id("\n")
         for para in tqdm(text.split("\n"), desc=f"encode {text_path.name}", unit="para", leave=False):
             ids.extend(encode(para))
             ids.append(newline)
@@ -191,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     train = encode_corpus(args.data / "train.txt", args.tokenizer, args.out / "train.bin")
     val = encode_corpus(args.data / "val.txt", args.tokenizer, args.out / "val.bin")
 
-    vocab = _load_tokenizer(args.tokenizer)[1]
+    vocab = _load_tokenizer(args.tokenizer)[1]  # (the corpus is cached; this is only the size)
     overrides = {f.name: getattr(args, f.name) for f in fields(LMConfig)
                  if f.name != "vocab_size" and getattr(args, f.name) is not None}
     step, best_val, history, minutes_before = 0, float("inf"), [], 0.0
