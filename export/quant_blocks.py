@@ -1,0 +1,215 @@
+"""Weight-only block quantisation of an exported decoder graph, in numpy (no torch, no quantiser tool).
+
+Every MatMul whose weight is an initializer becomes onnxruntime's `MatMulNBits`: the weight's
+columns (output features) are cut into blocks of `block_size` input weights, each block stored as
+unsigned `bits`-bit codes with one fp32 scale and one integer zero point, `w = (q - z) * s`.
+
+The block's range is not simply its min and max: a small grid of shrunken ranges is tried and the
+one with the least squared error kept, then the scale is refitted by least squares for the chosen
+codes (a cheap version of what GPTQ/HQQ-style quantisers do, without calibration data).
+
+A tied embedding (the same matrix W [V, H] feeds the token Gather and, transposed, the output
+MatMul) is quantised once: the output layer's MatMulNBits and a `GatherBlockQuantized` for the
+embedding read the same packed bytes, scales and zero points, so the file holds W one time at
+4 bits (SmolLM2: 49152 x 576 weights in 16 MB instead of 2 x 113 MB in fp32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SHRINK_GRID = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
+
+
+def quantize_rows(w: np.ndarray, bits: int = 4, block_size: int = 32, *, symmetric: bool = False,
+                  float_zero: bool = True, grid: tuple[float, ...] = SHRINK_GRID,
+                  refit: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantise each row of `w` [N, K] in blocks of `block_size` along K (K a multiple of it).
+    Returns codes q uint8 [N, K/block, block], scales float32 [N, K/block] and zero points [N, K/block]
+    with `w ~ (q - z) * s`:
+    - `symmetric`: scale max|w| / (2^(bits-1) - 1), zero point 2^(bits-1) (uint8), llama.cpp's Q8_0;
+    - else asymmetric, the range per block picked from `grid` by least squared error, then scale and
+      offset refitted by least squares for the chosen codes; zero points float32 (`float_zero`, which
+      maps a GGUF Q4_1 block exactly) or uint8 integers (what GatherBlockQuantized takes)."""
+    n, k = w.shape
+    if k % block_size:
+        raise ValueError(f"input size {k} is not a multiple of the block size {block_size}")
+    qmax = (1 << bits) - 1
+    x = w.astype(np.float32).reshape(n, k // block_size, block_size)
+    if symmetric:
+        half = 1 << (bits - 1)
+        s = np.maximum(np.abs(x).max(-1) / (half - 1), 1e-12).astype(np.float32)
+        q = np.clip(np.round(x / s[..., None]) + half, 0, qmax)
+        return q.astype(np.uint8), s, np.full(s.shape, half, np.uint8)
+    lo, hi = x.min(-1), x.max(-1)
+    if not float_zero:  # an integer zero point: the range must hold 0 for zero to stay exact
+        lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+    mid = (lo + hi) / 2
+
+    def codes(s, z):
+        return np.clip(np.round(x / s[..., None] + z[..., None]), 0, qmax)
+
+    def offset(s, a_lo):
+        z = -a_lo / s
+        return z if float_zero else np.clip(np.round(z), 0, qmax)
+
+    best_err = np.full(lo.shape, np.inf, dtype=np.float32)
+    best_s, best_z = np.ones_like(lo), np.zeros_like(lo)
+    for a in grid:  # shrink the range about its middle (float zero) or about 0 (integer zero)
+        a_lo = mid + (lo - mid) * a if float_zero else lo * a
+        a_hi = mid + (hi - mid) * a if float_zero else hi * a
+        s = np.maximum((a_hi - a_lo) / qmax, 1e-12)
+        z = offset(s, a_lo)
+        err = (((codes(s, z) - z[..., None]) * s[..., None] - x) ** 2).sum(-1)
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best_s, best_z = np.where(better, s, best_s), np.where(better, z, best_z)
+    s, z = best_s, best_z
+    for _ in range(refit):  # least squares x ~ s*q + c for the codes (c = -z*s), then new codes
+        q = codes(s, z)
+        if float_zero:
+            qm, xm = q.mean(-1), x.mean(-1)
+            var = ((q - qm[..., None]) ** 2).sum(-1)
+            s_new = np.where(var > 0, ((q - qm[..., None]) * (x - xm[..., None])).sum(-1) / np.maximum(var, 1e-12), s)
+            s_new = np.maximum(s_new, 1e-12)
+            z = np.where(var > 0, qm - xm / s_new, z)
+            s = s_new
+        else:
+            c = q - z[..., None]
+            den = (c * c).sum(-1)
+            s = np.maximum(np.where(den > 0, (c * x).sum(-1) / np.maximum(den, 1e-12), s), 1e-12)
+    q = codes(s, z)
+    return q.astype(np.uint8), s.astype(np.float32), z.astype(np.float32 if float_zero else np.uint8)
+
+
+def dequantize_rows(q: np.ndarray, s: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return ((q.astype(np.float32) - z[..., None]) * s[..., None]).reshape(q.shape[0], -1)
+
+
+def pack(q: np.ndarray, bits: int) -> np.ndarray:
+    """Pack codes along the last axis, low nibble first at 4 bits (onnxruntime's layout)."""
+    if bits == 8:
+        return q.astype(np.uint8)
+    if q.shape[-1] % 2:
+        q = np.concatenate([q, np.zeros(q.shape[:-1] + (1,), np.uint8)], axis=-1)
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+
+
+def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, accuracy_level: int = 4,
+                   tied_bits: int | None = 8, tied_block_size: int = 32, half_params: bool = True,
+                   zero_points: str = "offset",
+                   exclude: Sequence[str] = ()) -> dict[str, int]:
+    """Rewrite the graph at `src` with every weight MatMul as MatMulNBits (`bits`, blocks of `block_size`,
+    asymmetric). When the output layer is tied to the token embedding, that one matrix is quantised to
+    `tied_bits` in blocks of `tied_block_size` (8 bits: symmetric, like the Q8_0 embedding of a GGUF;
+    4 bits: asymmetric) and shared with a GatherBlockQuantized for the embedding; `tied_bits=None`
+    leaves both in float. `zero_points` is "offset" (a float zero point per block, realised as the
+    default zero point plus a per-block offset added by a small MatMul on the block sums of the input,
+    because onnxruntime's MatMulNBits runs its fast integer kernels only with uint8 zero points) or
+    "uint8" (integer zero points, whose ranges must hold 0). `half_params` stores scales and float zero points as float16 with a Cast to
+    float32 (folded when onnxruntime loads the graph), which halves their share of the file. Nodes named in `exclude` keep their float weights. Writes `dst`; returns how
+    many nodes of each kind were replaced."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and n.input[0] in inits}
+    arrays: dict[str, np.ndarray] = {}
+
+    def array(name: str) -> np.ndarray:
+        if name not in arrays:
+            arrays[name] = numpy_helper.to_array(inits[name])
+        return arrays[name]
+
+    new_nodes, new_inits = [], []
+    counts = {"MatMulNBits": 0, "GatherBlockQuantized": 0}
+    replaced: dict[str, list[onnx.NodeProto]] = {}
+    block_sums: set[str] = set()
+    axis_last = "block_sum_axis"
+    new_inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), axis_last))
+    for node in g.node:
+        w_name = node.input[1] if node.op_type == "MatMul" else ""
+        if not w_name or node.name in exclude or w_name not in inits or len(inits[w_name].dims) != 2:
+            continue
+        k, n = inits[w_name].dims
+        wt = array(w_name).T  # [N, K]: one row per output feature
+        tied = next((gname for gname in gathers
+                     if tuple(inits[gname].dims) == (n, k) and np.array_equal(array(gname), wt)), None)
+        nbits, block = (tied_bits, tied_block_size) if tied else (bits, block_size)
+        if tied and k % block:
+            block = block_size
+        if nbits is None or k % block:
+            continue
+        symmetric = bool(tied) and nbits == 8
+        offset = not tied and zero_points == "offset"
+        q, s, z = quantize_rows(wt, nbits, block, symmetric=symmetric, float_zero=offset)
+        nb = k // block
+        base = tied or w_name
+        packed = pack(q, nbits)  # [N, nb, block*bits/8]
+        b_name, s_name, z_name = f"{base}_q{nbits}", f"{base}_scales", f"{base}_zero_points"
+        params = [(s_name, s)]
+        if offset:  # w = s*(q - z) = s*(q - 2^(bits-1)) + o: the default zero point and an offset per block
+            o_name = f"{base}_block_offsets"
+            params.append((o_name, np.ascontiguousarray((s * ((1 << (nbits - 1)) - z)).T)))  # [nb, N]
+        elif not symmetric:
+            params.append((z_name, pack(z, nbits)))  # uint8, packed as [N, ceil(nb*bits/8)]
+        extra = [z_name] if len(params) > 1 and not offset else []
+        for p_name, arr in params:
+            if half_params and arr.dtype == np.float32:
+                new_inits.append(numpy_helper.from_array(arr.astype(np.float16), p_name + "_fp16"))
+                new_nodes.append(helper.make_node("Cast", [p_name + "_fp16"], [p_name], to=onnx.TensorProto.FLOAT,
+                                                  name=p_name + "_cast"))
+            else:
+                new_inits.append(numpy_helper.from_array(arr, p_name))
+        if tied:
+            # One copy: the Gather reads [V, H*bits/8] bytes; MatMulNBits a Reshape of them.
+            new_inits += [numpy_helper.from_array(packed.reshape(n, -1), b_name),
+                          numpy_helper.from_array(np.asarray([n, nb, packed.shape[-1]], np.int64), b_name + "_shape")]
+            new_nodes.append(helper.make_node("Reshape", [b_name, b_name + "_shape"], [b_name + "_3d"],
+                                              name=f"{base}_reshape"))
+            b_input = b_name + "_3d"
+            gn = gathers[tied]
+            replaced[gn.name] = [helper.make_node(
+                "GatherBlockQuantized", [b_name, gn.input[1], s_name, *extra], list(gn.output),
+                name=gn.name + "_quantized", domain="com.microsoft", gather_axis=0, quantize_axis=1,
+                block_size=block, bits=nbits)]
+            counts["GatherBlockQuantized"] += 1
+        else:
+            new_inits.append(numpy_helper.from_array(packed, b_name))
+            b_input = b_name
+        x_name, y_name = node.input[0], node.output[0]
+        mm = helper.make_node(
+            "MatMulNBits", [x_name, b_input, s_name, *extra], [y_name + ("_codes" if offset else "")],
+            name=node.name + "_q", domain="com.microsoft", K=k, N=n, bits=nbits, block_size=block,
+            accuracy_level=accuracy_level)
+        out = [mm]
+        if offset:  # y = MatMulNBits(x) + (sums of x over each block) @ offsets; the sums shared by x's readers
+            sums = f"{x_name}_block{block}_sums"
+            if sums not in block_sums:
+                block_sums.add(sums)
+                shape = f"{x_name}_block{block}_shape"
+                new_inits.append(numpy_helper.from_array(np.asarray([0, 0, nb, block], np.int64), shape))
+                out[:0] = [helper.make_node("Reshape", [x_name, shape], [sums + "_in"], name=sums + "_reshape"),
+                           helper.make_node("ReduceSum", [sums + "_in", axis_last], [sums], keepdims=0,
+                                            name=sums + "_reduce")]
+            out += [helper.make_node("MatMul", [sums, o_name], [y_name + "_offsets"], name=node.name + "_offsets"),
+                    helper.make_node("Add", [y_name + "_codes", y_name + "_offsets"], [y_name],
+                                     name=node.name + "_add_offsets")]
+        replaced[node.name] = out
+        counts["MatMulNBits"] += 1
+    nodes = new_nodes + [m for nd in g.node for m in replaced.get(nd.name, [nd])]
+    del g.node[:]
+    g.node.extend(nodes)
+    still_used = {i for nd in g.node for i in nd.input}  # a weight also used elsewhere stays
+    keep = [i for i in [*g.initializer, *new_inits] if i.name in still_used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
+    return counts
