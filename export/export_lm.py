@@ -38,11 +38,13 @@ import torch
 from aigc_studio.core.sampling import SamplingConfig
 from aigc_studio.runtime.package import load_package, write_package
 from aigc_studio.runtime.text_generator import TextGenerator
+from export import graph_fused
 from export.model_lm import TransformerLM
 from export.train_lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
+REFERENCE_MAX_LOGITS = 1 << 18  # reference.npz keeps every position's logits up to this many floats
 TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio.runtime.tokenizer reads both)
     "sentencepiece": "tokenizer.model",  # export/tokenizer_text.py
     "bpe": "tokenizer.json",             # byte-level BPE of the `tokenizers` library (export/gguf_import.py)
@@ -53,6 +55,9 @@ KV_CACHE_LAYOUTS = {  # manifest graphs.kv_cache -> its meaning (also written to
               "position_ids[:, 0] slots hold the past (later slots are ignored); present.* hold only the "
               "new tokens' keys/values (batch, kv_heads, sequence, head_dim), to be stored at those positions",
     "concat": "present.* = past_key_values.* followed by the new tokens' keys/values",
+    "shared": "past_key_values.* and present.* are one buffer (batch, kv_heads, capacity, head_dim) bound to "
+              "the same memory: the graph writes the new tokens' keys/values at position_ids and attends "
+              "over the slots up to them (an unbound present is the buffer with those slots filled in)",
 }
 
 
@@ -146,43 +151,18 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = False,
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
                      op_types_to_quantize=list(op_types), per_channel=per_channel,
-                     nodes_to_exclude=list(exclude))
+                     nodes_to_exclude=list(exclude),
+                     extra_options={"DefaultTensorType": 1})  # float: contrib-op outputs have no inferred type
 
 
 QUANT_FORMATS = {  # variant -> how its graph is made
     "int8": "dynamic int8 quantisation of MatMul and Gather weights (onnxruntime quantize_dynamic)",
-    "q8": "weight-only 8-bit MatMulNBits, symmetric blocks of 32, int8 compute (accuracy level 4)",
-    "q4": "weight-only 4-bit MatMulNBits and GatherBlockQuantized, symmetric blocks of 32, int8 compute",
+    "q8": "weight-only 8-bit MatMulNBits, asymmetric blocks of 32 (default zero point plus a float16 "
+          "offset per block), int8 compute; a tied embedding/output matrix stored once (8-bit, symmetric)",
+    "q4": "weight-only 4-bit MatMulNBits, asymmetric blocks of 32 (default zero point plus a float16 "
+          "offset per block: a GGUF Q4_1 block maps exactly), int8 compute; a tied embedding/output "
+          "matrix stored once at 8 bits (symmetric blocks of 64, read by GatherBlockQuantized and MatMulNBits)",
 }
-
-
-def quantize_nbits(src: Path, dst: Path, bits: int = 4, block_size: int = 32, accuracy_level: int = 4) -> None:
-    """Weight-only block quantisation: MatMul -> MatMulNBits (and, at 4 bits, the embedding Gather ->
-    GatherBlockQuantized), symmetric, one fp32 scale per block of `block_size` weights."""
-    import logging
-
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
-
-    ops = ("MatMul", "Gather") if bits == 4 else ("MatMul",)
-    kw = dict(block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level, bits=bits,
-              op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)))
-    level = logging.getLogger().level
-    logging.disable(logging.ERROR)  # the quantiser logs every node it visits
-    model = onnx.load(str(src))
-    if "Gather" in ops and model.opset_import[0].version < 21:
-        # GatherBlockQuantized stores int4, an opset-21 type; the quantiser raises the opset without
-        # converting the graph (ReduceMean's axes attribute became an input in 18), so convert it first.
-        from onnx import version_converter
-
-        model = version_converter.convert_version(model, 21)
-    try:
-        q = MatMulNBitsQuantizer(model, algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
-        q.process()
-    finally:
-        logging.disable(logging.NOTSET)
-        logging.getLogger().setLevel(level)
-    onnx.save(q.model.model, str(dst))
 
 
 def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
@@ -190,7 +170,10 @@ def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
     if quant == "int8":
         quantize_int8(src, dst, per_channel=per_channel, op_types=op_types, exclude=exclude)
     elif quant in ("q8", "q4"):
-        quantize_nbits(src, dst, bits=int(quant[1:]))
+        from export.quant_blocks import quantize_graph
+
+        quantize_graph(src, dst, bits=int(quant[1:]), block_size=32, tied_bits=8, tied_block_size=64,
+                       exclude=exclude)
     else:
         raise ValueError(f"unknown quantisation {quant!r} (known: {', '.join(QUANT_FORMATS)})")
 
@@ -272,15 +255,18 @@ def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str
         for P in (0, 5, ctx // 2):
             if P + T > ctx:
                 continue
-            ids = rng.integers(4, V, size=(2, P + T))
+            # Batch 2, except several new tokens after a past: the runtime only asks that of batch 1
+            # (prompt continuation), and the fused graph's GroupQueryAttention only does batch 1 there.
+            B = 1 if P and T > 1 else 2
+            ids = rng.integers(4, V, size=(B, P + T))
             ref, _ = model(torch.from_numpy(ids))
-            kv = gen._empty_kv(2)
+            kv = gen._empty_kv(B)
             if P:
                 _, kv = gen._run(ids[:, :P], 0, kv)
             got, kv = gen._run(ids[:, P:], P, kv)
-            assert got.shape == (2, T, V), got.shape
+            assert got.shape == (B, T, V), got.shape
             assert kv.length == P + T
-            assert kv.valid()[0].shape == (2, model.cfg.kv_heads, P + T, model.cfg.head_dim)
+            assert kv.valid()[0].shape == (B, model.cfg.kv_heads, P + T, model.cfg.head_dim)
             diff = np.abs(got - ref[:, P:].numpy())
             max_diff = max(max_diff, float(diff.max()))
             agree += int((got.argmax(-1) == ref[:, P:].numpy().argmax(-1)).sum())
@@ -319,13 +305,15 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    licence: str = "unspecified", sources: Any = (), training: dict | None = None,
                    val_text: str = "The end.", variants: Sequence[str] = ("fp32", "int8"),
                    prompts: Sequence[str] | None = None, verbose: bool = True,
-                   kv_cache: str = "buffer", tokenizer_type: str = "sentencepiece",
+                   kv_cache: str = "buffer", graph: str = "auto", tokenizer_type: str = "sentencepiece",
                    tokens: dict[str, int | None] | None = None, fp32_tol: float = FP32_TOL,
                    int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
                    int8_op_types: Sequence[str] = ("MatMul", "Gather"),
                    int8_exclude: Sequence[str] = (), quant: str = "int8") -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
+    `graph` is "torch" (torch.onnx.export of the model code), "fused" (export/graph_fused.py: onnxruntime's
+    fused attention and norms, about ten nodes a layer, "shared" cache) or "auto" (fused where it applies).
     `tokenizer_type` is "sentencepiece" (a .model file) or "bpe" (a `tokenizers` tokenizer.json);
     `tokens` the special ids for the manifest (default: export/tokenizer_text.py's). `fp32_tol` and
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
@@ -342,20 +330,33 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / name
         stage.mkdir()
-        export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
+        if graph == "fused" or (graph == "auto" and graph_fused.supports(model)):
+            graph_fused.build(model, stage / "model.onnx")
+            kv_cache = "shared"
+        else:
+            export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
         qfile = f"model.{quant}.onnx"
         quantize(quant, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
                  op_types=int8_op_types, exclude=int8_exclude)
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
-        shutil.copy(tokenizer, stage / tokenizer_file)
+        if tokenizer_type == "bpe":  # tokenizers writes pretty JSON; compact is half the size
+            data = json.loads(Path(tokenizer).read_text(encoding="utf-8"))
+            (stage / tokenizer_file).write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+                                                encoding="utf-8")
+        else:
+            shutil.copy(tokenizer, stage / tokenizer_file)
         val_ids = encode(val_text)
         ref_ids = np.asarray([encode(prompts[0])[-(model.cfg.block_size // 2):]], dtype=np.int64)
         with torch.no_grad():
             ref_logits = model(torch.from_numpy(ref_ids))[0].numpy()
         n_ref = min(16, model.cfg.block_size - ref_ids.shape[1] - 1)
         ref_greedy = torch_greedy(model, ref_ids[0].tolist(), n_ref)
-        np.savez(stage / "reference.npz", input_ids=ref_ids, logits=ref_logits.astype(np.float32),
+        # Logits of every position when they are small, else of the last one only (a 49,152-token
+        # vocabulary makes 0.2 MB a position); `top1` holds every position's best token either way.
+        keep = ref_logits.shape[1] if ref_logits.size <= REFERENCE_MAX_LOGITS else 1
+        np.savez(stage / "reference.npz", input_ids=ref_ids, logits=ref_logits[:, -keep:].astype(np.float32),
+                 top1=ref_logits.argmax(-1).astype(np.int64),
                  greedy=np.asarray(ref_greedy, dtype=np.int64),
                  tolerance=np.asarray([fp32_tol], dtype=np.float32))
         extra = {"description": description, "licence": licence, "sources": sources,
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-per-channel", action="store_true", help="quantise weights per output channel")
     ap.add_argument("--int8-op-types", default="MatMul,Gather", help="node types whose weights are quantised")
     ap.add_argument("--int8-exclude", default="", help="comma-separated node names to keep in float")
+    ap.add_argument("--graph", choices=("auto", "fused", "torch"), default="auto",
+                    help="fused: onnxruntime's fused attention/norm operators (Llama-style models); "
+                         "torch: torch.onnx.export of the model code; auto: fused where it applies")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -441,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
                    variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", args.quant],
-                   quant=args.quant,
+                   quant=args.quant, graph=args.graph,
                    tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
                    int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
                    int8_op_types=[t for t in args.int8_op_types.split(",") if t],

@@ -6,6 +6,10 @@ from the package manifest, and so does the cache layout (`graphs.kv_cache`):
 - "buffer": the past tensors are a fixed-capacity buffer (B, H_kv, capacity, D) whose first
   `position_ids[0, 0]` slots are valid; `present` holds only the new tokens' keys/values, which the runtime
   writes into its buffer in place (grown in buckets of 64 slots). A step costs no copy of the cache.
+- "shared": past and present are one buffer (B, H_kv, capacity, D), bound to the same memory through
+  onnxruntime's IOBinding; the graph (onnxruntime's GroupQueryAttention) writes the new tokens' keys/values
+  at their positions itself and reads the slots before them. No copy of the cache either, and no
+  write-back by the runtime.
 - "concat" (packages without the field): `present` is the past and the new keys/values concatenated.
 
 Two things make it fit for completion as the user types:
@@ -59,7 +63,7 @@ class GenerationStats:
     total_s: float = 0.0
 
 
-KV_LAYOUTS = ("concat", "buffer")
+KV_LAYOUTS = ("concat", "buffer", "shared")
 KV_BUCKET = 64  # a "buffer" cache grows by this many slots, so growing (one copy) is rare
 
 
@@ -141,6 +145,7 @@ class TextGenerator:
             raise PackageError(f"{package.path}: manifest graphs.kv_cache is {self._kv_layout!r}; this "
                                f"version reads {' or '.join(KV_LAYOUTS)}")
         self._past_names = [f"past_key_values.{i}.{w}" for i in range(self.n_layer) for w in ("key", "value")]
+        self._present_names = [f"present.{i}.{w}" for i in range(self.n_layer) for w in ("key", "value")]
         self.session_info: SessionInfo = create_session(package, device=device, threads=threads,
                                                         variant=variant)
         self._session = self.session_info.session
@@ -178,43 +183,61 @@ class TextGenerator:
 
     def _run(self, ids: np.ndarray, start: int, kv: KVCache) -> tuple[np.ndarray, KVCache]:
         """Feed `ids` (B, T) at positions start..start+T-1 after `kv` (which holds `start` tokens);
-        return logits (B, T, V) and the cache of start+T tokens. In the "buffer" layout the returned
-        cache shares (or grows) `kv`'s arrays: slots from `start` on are overwritten."""
+        return logits (B, T, V) and the cache of start+T tokens. In the "buffer" and "shared" layouts the
+        returned cache shares (or grows) `kv`'s arrays: slots from `start` on are overwritten."""
         import onnxruntime as ort
 
         B, T = ids.shape
         if kv.length != start or kv.batch != B:
             raise ValueError(f"KV cache of {kv.length} tokens x batch {kv.batch} does not fit a step at "
                              f"position {start} with batch {B}")
-        buffered = self._kv_layout == "buffer"
-        if buffered:
+        layout = self._kv_layout
+        if layout == "buffer":
             kv = self._grown(kv, start + T)
             # A step attends over the whole buffer (its free slots are masked: at most a bucket of
             # waste, and no copy). A prompt gets just the valid part: masked slots would cost it
             # T x capacity attention scores, far more than copying the past once.
             past = kv.arrays if T == 1 else kv.valid()
+        elif layout == "shared":
+            kv = self._grown(kv, start + T)
+            past = kv.arrays
         else:
             past = kv.valid()
-        feed = dict(zip(self._past_names, past))
-        feed["input_ids"] = ids.astype(np.int64, copy=False)
         pos = np.arange(start, start + T, dtype=np.int64)
-        feed["position_ids"] = pos[None] if B == 1 else np.ascontiguousarray(np.broadcast_to(pos, (B, T)))
+        ids = ids.astype(np.int64, copy=False)
+        positions = pos[None] if B == 1 else np.ascontiguousarray(np.broadcast_to(pos, (B, T)))
         opts = ort.RunOptions()
         self._run_options = opts
         if self._terminate.is_set():
             raise Cancelled()
         try:
-            out = self._session.run(None, feed, opts)
+            if layout == "shared":
+                binding = self._session.io_binding()
+                binding.bind_cpu_input("input_ids", ids)
+                binding.bind_cpu_input("position_ids", positions)
+                binding.bind_output("logits")
+                for name, present, array in zip(self._past_names, self._present_names, past):
+                    value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
+                    binding.bind_ortvalue_input(name, value)
+                    binding.bind_ortvalue_output(present, value)
+                self._session.run_with_iobinding(binding, opts)
+                out = [binding.get_outputs()[0].numpy()]
+            else:
+                feed = dict(zip(self._past_names, past))
+                feed["input_ids"] = ids
+                feed["position_ids"] = positions
+                out = self._session.run(None, feed, opts)
         except Exception as exc:  # onnxruntime raises its own types; a terminate shows up here too
             if self._terminate.is_set():
                 raise Cancelled() from None
             raise RuntimeError(f"{self.name}: model run failed: {exc}") from exc
         finally:
             self._run_options = None
-        if not buffered:
+        if layout == "concat":
             return out[0], KVCache(out[1:], start + T)
-        for a, new in zip(kv.arrays, out[1:]):
-            a[:, :, start:start + T] = new
+        if layout == "buffer":
+            for a, new in zip(kv.arrays, out[1:]):
+                a[:, :, start:start + T] = new
         return out[0], KVCache(kv.arrays, start + T)
 
     def terminate(self) -> None:
