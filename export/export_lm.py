@@ -214,7 +214,7 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
                    "context_length": cfg.block_size, "parameters": model.num_params()},
         "tokens": dict(tokens or DEFAULT_TOKENS),
         "tokenizer": {"type": tokenizer_type, "file": tokenizer_file},
-        "graphs": {"variants": variants, "default": "int8" if "int8" in variants else "fp32",
+        "graphs": {"variants": variants, "default": next((v for v in ("int8", "q4", "q8", "fp32") if v in variants), "fp32"),
                    "inputs": inputs, "outputs": outputs, "opset": 17,
                    "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache]},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,

@@ -117,6 +117,7 @@ def test_weight_only_block_quantisation(tmp_path: Path, quant: str, ops: set[str
                  "--quant", quant, "--int8-min-agree", "0.5", "--fp32-tol", "1e-2"]) == 0
     m = load_package(out).manifest
     assert set(m["graphs"]["variants"]) == {"fp32", quant}
+    assert m["graphs"]["default"] == quant  # the CPU runs the quantised graph unless asked otherwise
     assert m["validation"]["tolerance"][f"{quant}_min_top1_agreement"] == 0.5
     assert m["validation"][quant]["val_top1_agreement"] >= 0.5 and quant in m["validation"]["quantisation"]
     graph = onnx.load(str(out / f"model.{quant}.onnx")).graph
