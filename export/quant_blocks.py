@@ -109,9 +109,10 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     leaves both in float. `zero_points` is "offset" (a float zero point per block, realised as the
     default zero point plus a per-block offset added by a small MatMul on the block sums of the input,
     because onnxruntime's MatMulNBits runs its fast integer kernels only with uint8 zero points) or
-    "uint8" (integer zero points, whose ranges must hold 0). `half_params` stores scales and float zero points as float16 with a Cast to
-    float32 (folded when onnxruntime loads the graph), which halves their share of the file. Nodes named in `exclude` keep their float weights. Writes `dst`; returns how
-    many nodes of each kind were replaced."""
+    "uint8" (integer zero points, whose ranges must hold 0). `half_params` stores scales and offsets as
+    float16 with a Cast to float32 (folded when onnxruntime loads the graph), which halves their share of
+    the file. Nodes named in `exclude` keep their float weights. Writes `dst`; returns how many nodes of
+    each kind were replaced."""
     import onnx
     from onnx import helper, numpy_helper
 
