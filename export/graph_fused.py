@@ -29,7 +29,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from export.model_lm import TransformerLM, rope_tables
 
@@ -139,18 +138,3 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS, 1)],
                           producer_name="aigc-studio export.graph_fused")
     onnx.save(m, str(path))
-
-
-@torch.no_grad()
-def _self_check(model: TransformerLM, path: Path) -> float:  # a quick manual check; export_lm validates
-    import onnxruntime as ort
-
-    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ids = np.arange(5, 12, dtype=np.int64)[None]
-    feed = {"input_ids": ids, "position_ids": np.arange(7)[None]}
-    for i in range(model.cfg.n_layer):
-        for w in ("key", "value"):
-            feed[f"past_key_values.{i}.{w}"] = np.zeros((1, model.cfg.kv_heads, 0, model.cfg.head_dim), np.float32)
-    got = s.run(["logits"], feed)[0]
-    want = model(torch.from_numpy(ids))[0].numpy()
-    return float(np.abs(got - want).max())
