@@ -44,6 +44,7 @@ from export.train_lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
+DEFAULT_ORDER = ("int8", "q4", "q8", "fp32")  # a package's default graph: its quantised one, for the CPU
 REFERENCE_MAX_LOGITS = 1 << 18  # reference.npz keeps every position's logits up to this many floats
 TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio.runtime.tokenizer reads both)
     "sentencepiece": "tokenizer.model",  # export/tokenizer_text.py
@@ -214,7 +215,7 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
                    "context_length": cfg.block_size, "parameters": model.num_params()},
         "tokens": dict(tokens or DEFAULT_TOKENS),
         "tokenizer": {"type": tokenizer_type, "file": tokenizer_file},
-        "graphs": {"variants": variants, "default": next((v for v in ("int8", "q4", "q8", "fp32") if v in variants), "fp32"),
+        "graphs": {"variants": variants, "default": next((v for v in DEFAULT_ORDER if v in variants), "fp32"),
                    "inputs": inputs, "outputs": outputs, "opset": 17,
                    "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache]},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,
