@@ -1,9 +1,10 @@
-"""The decoder graph of a Llama-style `TransformerLM`, written directly with onnxruntime's fused operators.
+"""The decoder graph of a `TransformerLM`, written directly with onnxruntime's fused operators.
 
 `torch.onnx.export` traces every shape computation of the PyTorch code: about 330 nodes a layer, most of
 them Shape/Gather/Unsqueeze/Concat on dynamic sizes, and each node costs a few microseconds per run. On a
-CPU decoding one token at a time that overhead is larger than the matrix work of a 135M model. This module
-builds the same function from the model's weights with about ten nodes a layer:
+CPU decoding one token at a time that overhead is larger than the matrix work of a 135M model, and it is
+half of an int8 step of the seed's 29M model. This module builds the same function from the model's
+weights with about ten nodes a layer. For the Llama-style layout (pre-LN RMSNorm, RoPE, SwiGLU):
 
     x = Gather(embedding, input_ids)
     per layer:  h, x = SkipSimplifiedLayerNormalization(x, previous output, ln1)    (RMSNorm of the sum)
@@ -13,6 +14,11 @@ builds the same function from the model's weights with about ten nodes a layer:
                 g, u = Split(MatMul(h, [Wgate | Wup]));  out = MatMul(g * Sigmoid(g) * u, Wdown)
     logits = MatMul(SkipSimplifiedLayerNormalization(out, x, ln_f), embedding^T)
 
+Every other LMConfig option maps onto the same few operators: LayerNorm -> (Skip)LayerNormalization,
+learned positions -> a second Gather added to the embedding (GroupQueryAttention without rotary),
+ReLU/GELU feed-forward -> MatMul, Relu/Gelu, MatMul, biases -> Add after the MatMul (or the skip norm's
+bias input). The seed's post-LN block, x = LN(x + f(x)), is SkipLayerNormalization's own formula.
+
 The KV cache is the "shared" layout: the runtime binds each past and present to one buffer with spare
 slots, and GroupQueryAttention writes the new keys/values into it at their positions (without the
 binding, present is a copy of the buffer with them filled in). Positions come from `position_ids`:
@@ -20,8 +26,8 @@ seqlens_k is each row's last position, which is how the runtime numbers tokens a
 GroupQueryAttention takes the packed q|k|v and applies the rotary embedding itself (non-interleaved,
 rotate-half, as `model_lm.apply_rope`).
 
-Only configurations that this layout covers are accepted (`supports`); others go through
-`torch.onnx.export` as before. export_lm validates this graph against PyTorch like any other.
+`supports` says which configurations the operators cover (head sizes that are multiples of 8); others
+go through `torch.onnx.export`. export_lm validates this graph against PyTorch like any other.
 """
 
 from __future__ import annotations
@@ -36,10 +42,19 @@ MS = "com.microsoft"
 
 
 def supports(model: TransformerLM) -> bool:
+    """Whether `build` can write this configuration (every norm, position, MLP and bias option of
+    LMConfig, pre- or post-LN), as long as GroupQueryAttention takes its head layout."""
     c = model.cfg
-    return (c.norm == "rms" and c.pos == "rope" and c.mlp == "swiglu" and c.norm_first and not c.bias
-            and c.n_embd == c.n_head * c.head_dim
+    return (c.norm in NORMS and c.pos in ("learned", "rope") and c.mlp in ACTIVATIONS
+            and c.n_embd == c.n_head * c.head_dim and c.n_head % c.kv_heads == 0
             and c.head_dim % 8 == 0)  # GroupQueryAttention's kernels want a head size that is a multiple of 8
+
+
+NORMS = {  # cfg.norm -> (plain op and its domain, the op of "skip + input [+ bias]" then the norm)
+    "layer": (("LayerNormalization", ""), "SkipLayerNormalization"),
+    "rms": (("SimplifiedLayerNormalization", ""), "SkipSimplifiedLayerNormalization"),
+}
+ACTIVATIONS = {"relu": ("Relu", ""), "gelu": ("Gelu", MS), "swiglu": None}  # F.gelu is the erf form: MS Gelu
 
 
 def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
@@ -48,7 +63,7 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     if not supports(model):
-        raise ValueError("the fused graph needs an RMSNorm/RoPE/SwiGLU pre-norm model without biases")
+        raise ValueError(f"the fused graph cannot express this configuration ({model.cfg})")
     c = model.cfg
     sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
     H, Hkv, D, L = c.n_head, c.kv_heads, c.head_dim, c.n_layer
@@ -65,6 +80,39 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     def linear_t(key: str) -> np.ndarray:  # nn.Linear stores (out, in); MatMul wants (in, out)
         return sd[key].T
 
+    def bias(*keys: str) -> str:  # the (concatenated) bias of linear layers, or "" without biases
+        if not c.bias:
+            return ""
+        return init(keys[0].replace(".weight", ".bias"),
+                    np.concatenate([sd[k.replace(".weight", ".bias")] for k in keys]))
+
+    def linear(x: str, w_name: str, w: np.ndarray, b: str, out: str, name: str) -> None:
+        if b:
+            node("MatMul", [x, init(w_name, w)], [out + "_mm"], name + "/MatMul")
+            node("Add", [out + "_mm", b], [out], name + "/Add")
+        else:
+            node("MatMul", [x, init(w_name, w)], [out], name + "/MatMul")
+
+    (norm_op, norm_domain), skip_op = NORMS[c.norm]
+
+    def norm_inputs(key: str) -> list[str]:  # gamma [, beta]
+        names = [init(key + ".weight", sd[key + ".weight"])]
+        if c.norm == "layer":
+            names.append(init(key + ".bias", sd[key + ".bias"]))
+        return names
+
+    def plain_norm(x: str, key: str, out: str, name: str) -> None:
+        extra = {"stash_type": 1} if c.norm == "rms" else {}
+        node(norm_op, [x, *norm_inputs(key)], [out], name, domain=norm_domain, axis=-1, epsilon=c.norm_eps,
+             **extra)
+
+    def skip_norm(x: str, skip: str, key: str, b: str, out: str, total: str, name: str) -> None:
+        """out = norm(x + skip + b); total (when named) = x + skip + b, the pre-LN residual stream."""
+        ins = [x, skip, *norm_inputs(key)]
+        if b:
+            ins += [""] * (4 - len(ins)) + [b] if c.norm == "layer" else [b]
+        node(skip_op, ins, [out, "", "", total] if total else [out], name, domain=MS, epsilon=c.norm_eps)
+
     # Lengths for GroupQueryAttention, from the positions (the runtime numbers tokens 0, 1, ... from the
     # start of the cache): seqlens_k = the last new position of each row, total = the largest plus one.
     # They do not depend on the cache's shape, so a cache buffer with spare slots works as well.
@@ -78,50 +126,78 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     node("ReduceMax", ["last_pos"], ["max_pos"], "max_pos", keepdims=0)
     node("Add", ["max_pos", "i64_one"], ["total_len64"], "total_len64")
     node("Cast", ["total_len64"], ["total_len_scalar"], "total_len", to=TensorProto.INT32)
-    cos, sin = rope_tables(c)
-    init("rope_cos", cos.numpy().astype(np.float32))
-    init("rope_sin", sin.numpy().astype(np.float32))
+    rotary: list[str] = []
+    if c.pos == "rope":
+        cos, sin = rope_tables(c)
+        rotary = [init("rope_cos", cos.numpy().astype(np.float32)), init("rope_sin", sin.numpy().astype(np.float32))]
 
     wte = sd["wte.weight"]
     init("wte", wte)
-    node("Gather", ["wte", "input_ids"], ["x0"], "embed", axis=0)
-    split_ffn = init("ffn_split", np.asarray([c.ffn_hidden, c.ffn_hidden], np.int64))
-    resid, out = "x0", None
+    if c.pos == "learned":
+        node("Gather", ["wte", "input_ids"], ["tok_emb"], "embed", axis=0)
+        node("Gather", [init("wpe", sd["wpe.weight"]), "position_ids"], ["pos_emb"], "embed_pos", axis=0)
+        node("Add", ["tok_emb", "pos_emb"], ["x0"], "embed_sum")
+    else:
+        node("Gather", ["wte", "input_ids"], ["x0"], "embed", axis=0)
+    split_ffn = init("ffn_split", np.asarray([c.ffn_hidden, c.ffn_hidden], np.int64)) if c.mlp == "swiglu" else ""
+
+    # `resid` is the residual stream. Pre-LN keeps it un-normalised and carries each sublayer's output
+    # (`pending`, with its bias) into the next norm, which adds it: SkipNorm(pending, resid) -> (h, sum).
+    # Post-LN normalises the sum itself: resid = SkipNorm(sublayer(resid), resid).
+    resid, pending, pending_b = "x0", None, ""
     for i in range(L):
         p = f"blocks.{i}."
-        ln1 = init(p + "ln1.weight", sd[p + "ln1.weight"])
-        if out is None:
-            node("SimplifiedLayerNormalization", [resid, ln1], [f"h{i}a"], f"/blocks.{i}/ln1",
-                 axis=-1, epsilon=c.norm_eps, stash_type=1)
+        if not c.norm_first:
+            h = resid
+        elif pending is None:
+            h = f"h{i}a"
+            plain_norm(resid, p + "ln1", h, f"/blocks.{i}/ln1")
         else:
-            node("SkipSimplifiedLayerNormalization", [out, resid, ln1], [f"h{i}a", "", "", f"x{i}a"],
-                 f"/blocks.{i}/ln1", domain=MS, epsilon=c.norm_eps)
+            h = f"h{i}a"
+            skip_norm(pending, resid, p + "ln1", pending_b, h, f"x{i}a", f"/blocks.{i}/ln1")
             resid = f"x{i}a"
-        wqkv = np.concatenate([linear_t(p + "attn.q.weight"), linear_t(p + "attn.k.weight"),
-                               linear_t(p + "attn.v.weight")], axis=1)
-        node("MatMul", [f"h{i}a", init(p + "attn.qkv.weight", wqkv)], [f"qkv{i}"], f"/blocks.{i}/attn/qkv/MatMul")
+        qkv_keys = [p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight"]
+        wqkv = np.concatenate([linear_t(k) for k in qkv_keys], axis=1)
+        linear(h, p + "attn.qkv.weight", wqkv, bias(*qkv_keys), f"qkv{i}", f"/blocks.{i}/attn/qkv")
         node("GroupQueryAttention",
              [f"qkv{i}", "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
-              "total_len_scalar", "rope_cos", "rope_sin"],
+              "total_len_scalar", *rotary],
              [f"att{i}", f"present.{i}.key", f"present.{i}.value"], f"/blocks.{i}/attn/gqa", domain=MS,
-             num_heads=H, kv_num_heads=Hkv, do_rotary=1, rotary_interleaved=0)
+             num_heads=H, kv_num_heads=Hkv, do_rotary=int(bool(rotary)), rotary_interleaved=0)
         node("MatMul", [f"att{i}", init(p + "attn.o.weight", linear_t(p + "attn.o.weight"))], [f"ao{i}"],
              f"/blocks.{i}/attn/o/MatMul")
-        ln2 = init(p + "ln2.weight", sd[p + "ln2.weight"])
-        node("SkipSimplifiedLayerNormalization", [f"ao{i}", resid, ln2], [f"h{i}b", "", "", f"x{i}b"],
-             f"/blocks.{i}/ln2", domain=MS, epsilon=c.norm_eps)
-        resid = f"x{i}b"
-        wgu = np.concatenate([linear_t(p + "mlp.gate.weight"), linear_t(p + "mlp.up.weight")], axis=1)
-        node("MatMul", [f"h{i}b", init(p + "mlp.gate_up.weight", wgu)], [f"gu{i}"], f"/blocks.{i}/mlp/gate_up/MatMul")
-        node("Split", [f"gu{i}", split_ffn], [f"g{i}", f"u{i}"], f"/blocks.{i}/mlp/split", axis=-1)
-        node("Sigmoid", [f"g{i}"], [f"sg{i}"], f"/blocks.{i}/mlp/sigmoid")
-        node("Mul", [f"g{i}", f"sg{i}"], [f"silu{i}"], f"/blocks.{i}/mlp/silu")
-        node("Mul", [f"silu{i}", f"u{i}"], [f"act{i}"], f"/blocks.{i}/mlp/gated")
-        out = f"mlp{i}"
-        node("MatMul", [f"act{i}", init(p + "mlp.down.weight", linear_t(p + "mlp.down.weight"))], [out],
+        o_b = bias(p + "attn.o.weight")
+        if c.norm_first:
+            skip_norm(f"ao{i}", resid, p + "ln2", o_b, f"h{i}b", f"x{i}b", f"/blocks.{i}/ln2")
+            h, resid = f"h{i}b", f"x{i}b"
+        else:
+            skip_norm(f"ao{i}", resid, p + "ln1", o_b, f"x{i}a", "", f"/blocks.{i}/ln1")
+            h = resid = f"x{i}a"
+        if c.mlp == "swiglu":
+            gu_keys = [p + "mlp.gate.weight", p + "mlp.up.weight"]
+            wgu = np.concatenate([linear_t(k) for k in gu_keys], axis=1)
+            linear(h, p + "mlp.gate_up.weight", wgu, bias(*gu_keys), f"gu{i}", f"/blocks.{i}/mlp/gate_up")
+            node("Split", [f"gu{i}", split_ffn], [f"g{i}", f"u{i}"], f"/blocks.{i}/mlp/split", axis=-1)
+            node("Sigmoid", [f"g{i}"], [f"sg{i}"], f"/blocks.{i}/mlp/sigmoid")
+            node("Mul", [f"g{i}", f"sg{i}"], [f"silu{i}"], f"/blocks.{i}/mlp/silu")
+            node("Mul", [f"silu{i}", f"u{i}"], [f"act{i}"], f"/blocks.{i}/mlp/gated")
+        else:
+            linear(h, p + "mlp.up.weight", linear_t(p + "mlp.up.weight"), bias(p + "mlp.up.weight"), f"up{i}",
+                   f"/blocks.{i}/mlp/up")
+            act_op, act_domain = ACTIVATIONS[c.mlp]
+            node(act_op, [f"up{i}"], [f"act{i}"], f"/blocks.{i}/mlp/{act_op.lower()}", domain=act_domain)
+        node("MatMul", [f"act{i}", init(p + "mlp.down.weight", linear_t(p + "mlp.down.weight"))], [f"mlp{i}"],
              f"/blocks.{i}/mlp/down/MatMul")
-    node("SkipSimplifiedLayerNormalization", [out, resid, init("ln_f.weight", sd["ln_f.weight"])],
-         ["hf"], "/ln_f", domain=MS, epsilon=c.norm_eps)
+        down_b = bias(p + "mlp.down.weight")
+        if c.norm_first:
+            pending, pending_b = f"mlp{i}", down_b
+        else:
+            skip_norm(f"mlp{i}", resid, p + "ln2", down_b, f"x{i}b", "", f"/blocks.{i}/ln2")
+            resid = f"x{i}b"
+    if c.norm_first:
+        skip_norm(pending, resid, "ln_f", pending_b, "hf", "", "/ln_f")
+    else:
+        plain_norm(resid, "ln_f", "hf", "/ln_f")
     head = wte.T if c.tie_embeddings else sd["lm_head.weight"].T
     node("MatMul", ["hf", init("lm_head.weight_t", head)], ["logits"], "/lm_head/MatMul")
 

@@ -127,7 +127,7 @@ def test_dedupe_tied_weights_keeps_outputs(tmp_path: Path) -> None:
     np.testing.assert_allclose(sess.run(["logits"], feed)[0], ref, atol=1e-4)
 
 
-def test_runtime_reads_both_kv_cache_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The exporter writes the "buffer" layout; packages with the older "concat" layout (no
     graphs.kv_cache in the manifest) still load and give the same logits, tokens and beams."""
     import numpy as np
@@ -153,10 +153,11 @@ def test_runtime_reads_both_kv_cache_layouts(tmp_path: Path, monkeypatch: pytest
     torch.manual_seed(4)
     model = TransformerLM(LMConfig(**{**TINY, "vocab_size": 300}, n_kv_head=2, norm_first=True)).eval()
     gens = {}
-    for layout in ("buffer", "concat"):
+    for layout in ("buffer", "concat", "shared"):  # the first two from torch.onnx.export, "shared" fused
         out = tmp_path / layout
         export_package(model, tok, out, name=layout, val_text=tiny_corpus(5, 1), variants=["fp32"],
-                       prompts=["The quick brown"], verbose=False, kv_cache=layout)
+                       prompts=["The quick brown"], verbose=False, kv_cache=layout,
+                       graph="fused" if layout == "shared" else "torch")
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["graphs"]["kv_cache"] == layout
         if layout == "concat":  # as written before the field existed
@@ -175,11 +176,14 @@ def test_runtime_reads_both_kv_cache_layouts(tmp_path: Path, monkeypatch: pytest
         runs[layout] = np.stack(steps)
         assert kv.length == 20 and kv.valid()[0].shape == (2, 2, 20, 8)
     np.testing.assert_allclose(runs["buffer"], runs["concat"], atol=1e-4)
+    np.testing.assert_allclose(runs["shared"], runs["concat"], atol=1e-4)
     beam = SamplingConfig(strategy="beam", num_beams=3, num_return=3, max_new_tokens=5)
     greedy = SamplingConfig(strategy="greedy", max_new_tokens=8)
-    a, b = gens["buffer"], gens["concat"]
-    assert [c.token_ids for c in a.complete("The quick", beam)] == [c.token_ids for c in b.complete("The quick", beam)]
-    assert "".join(a.stream("The quick brown", greedy)) == "".join(b.stream("The quick brown", greedy))
+    b = gens["concat"]
+    for a in (gens["buffer"], gens["shared"]):
+        assert [c.token_ids for c in a.complete("The quick", beam)] == \
+            [c.token_ids for c in b.complete("The quick", beam)]
+        assert "".join(a.stream("The quick brown", greedy)) == "".join(b.stream("The quick brown", greedy))
 
 
 def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_cached_steps_equal_one_full_pass(gen: TextGenerator) -> None:
 def test_kv_buffer_grows_across_buckets(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
     import aigc_studio.runtime.text_generator as tg
 
-    assert gen._kv_layout == "buffer"  # what export_lm writes
+    assert gen._kv_layout == "shared"  # what export_lm writes (the fused graph); "buffer" grows alike
     monkeypatch.setattr(tg, "KV_BUCKET", 8)
     ids = np.random.default_rng(0).integers(4, 300, size=(1, 30))
     full, _ = gen._run(ids, 0, gen._empty_kv())
