@@ -169,6 +169,8 @@ class _GraphSteps:
         self.name = "seed"
         self.n_layer, self.kv_heads, self.head_dim = cfg.n_layer, cfg.kv_heads, cfg.head_dim
         self.context_length = cfg.block_size
+        self.vocab_size = cfg.vocab_size
+        self._binding = None
         self.session_info = session_info
         self._session = session_info.session
         self._run_options = None
@@ -180,6 +182,9 @@ class _GraphSteps:
     def _run(self, ids, start, kv):
         return self._impl._run(self, ids, start, kv)
 
+    def _shared_binding(self, past, B: int, T: int):
+        return self._impl._shared_binding(self, past, B, T)
+
     def _empty_kv(self, batch: int = 1):
         return self._impl._empty_kv(self, batch)
 
@@ -187,13 +192,15 @@ class _GraphSteps:
         return self._impl._grown(self, kv, need)
 
 
-def seed_model(workdir: Path, kv_cache: str = "buffer") -> Model:
+def seed_model(workdir: Path, kv_cache: str = "shared") -> Model:
     """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir` with the KV-cache
-    layout `kv_cache` ("buffer", what the exporter writes, or the older "concat")."""
+    layout `kv_cache`: "shared" (export/graph_fused.py's fused-operator graph, what export_lm writes), or
+    "buffer" / "concat" (torch.onnx.export of the model code with either cache layout)."""
     import torch
 
     from aigc_studio.runtime.package import ModelPackage
     from aigc_studio.runtime.session import create_session
+    from export import graph_fused
     from export.export_lm import export_onnx, io_names, quantize_int8
     from export.model_lm import LMConfig, TransformerLM
 
@@ -201,7 +208,10 @@ def seed_model(workdir: Path, kv_cache: str = "buffer") -> Model:
     torch.manual_seed(0)
     model = TransformerLM(cfg).eval()
     t0 = time.perf_counter()
-    export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
+    if kv_cache == "shared":  # what export_lm writes: export/graph_fused.py
+        graph_fused.build(model, workdir / "model.onnx")
+    else:
+        export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
     quantize_int8(workdir / "model.onnx", workdir / "model.int8.onnx")
     inputs, outputs = io_names(cfg.n_layer)
     # An in-memory package description, so that the session comes from the app's own create_session.
@@ -372,7 +382,7 @@ def run_model(m: Model, s: Settings, rng: np.random.Generator, log) -> list[Cell
 def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -> list[dict]:
     """Where the context-dependent part of an int8 step goes: one step after a past of P tokens against
     one step after no past, and the time numpy needs to copy a KV cache of that size once (a graph with
-    the "concat" layout copies the whole cache every step; the "buffer" layout writes one slot)."""
+    the "concat" layout copies the whole cache every step; "buffer" and "shared" write one slot)."""
     from aigc_studio.runtime.text_generator import KVCache
 
     runner = m.make_runner("int8", threads)
@@ -389,12 +399,13 @@ def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -
         return statistics.median(ts) * 1e3
 
     rows = []
-    base = med(lambda: runner._run(tok, 0, runner._empty_kv()))
+    kv0 = runner._grown(runner._empty_kv(), 1)  # one buffer for every repetition, as the app keeps its cache
+    base = med(lambda: runner._run(tok, 0, kv0))
     for P in contexts:
         arrays = [np.random.default_rng(i).standard_normal((shape[0], shape[1], P, shape[3]), dtype=np.float32)
                   for i in range(2 * runner.n_layer)]
         kv = KVCache(arrays, P)
-        if runner._kv_layout == "buffer":
+        if runner._kv_layout in ("buffer", "shared"):
             kv = runner._grown(kv, P + 1)  # once, as the app's buffer has room for the next token
         new = np.zeros((shape[0], shape[1], 1, shape[3]), dtype=np.float32)
         step = med(lambda: runner._run(tok, P, kv))
@@ -548,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-breakdown", action="store_true", help="skip the KV-cache cost breakdown")
     ap.add_argument("--impls", default="", help="rows to run, comma-separated keys or prefixes: seed, "
                     "torch-kv, ort (or ort-fp32, ort-q4, ...), app (default: all)")
-    ap.add_argument("--kv-cache", default="buffer", choices=("buffer", "concat"),
-                    help="KV-cache layout of the seed's exported graph (default buffer, what export_lm writes)")
+    ap.add_argument("--kv-cache", default="shared", choices=("shared", "buffer", "concat"),
+                    help="the seed's graph: shared = export/graph_fused.py (what export_lm writes), "
+                         "buffer or concat = torch.onnx.export with that KV-cache layout")
     ap.add_argument("--json", type=Path, help="also write the machine, settings and results here")
     args = ap.parse_args(argv)
 
