@@ -243,8 +243,10 @@ class TextGenerator:
         the arrays and the step's shape stay the same (every decode step between two cache growths)."""
         import onnxruntime as ort
 
-        key = (B, T, past[0].shape, tuple(a.ctypes.data for a in past))
-        if self._binding is None or self._binding[0] != key:
+        cached = self._binding
+        # the same array objects (held by the cache, so never another array's memory) and step shape
+        if (cached is None or cached[0] != (B, T) or len(cached[4]) != len(past)
+                or not all(a is b for a, b in zip(cached[4], past))):
             self._binding = None  # release the old arrays before the new logits buffer is made
             binding = self._session.io_binding()
             logits = np.empty((B, T, self.vocab_size), dtype=np.float32)
@@ -256,7 +258,7 @@ class TextGenerator:
                 binding.bind_ortvalue_output(present, value)
                 values.append(value)
             # the arrays are kept with the binding: its pointers stay valid while it is cached
-            self._binding = (key, binding, logits, values, list(past))
+            self._binding = ((B, T), binding, logits, values, list(past))
         return self._binding[1], self._binding[2]
 
     def terminate(self) -> None:
