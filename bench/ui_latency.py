@@ -8,7 +8,8 @@ The real application pieces run in one process (offscreen Qt): the writing edito
 completion service with its worker thread, and the runtime's TextGenerator. A document of about 1,000
 tokens is loaded, the cursor is put at its end, and a writer types a continuation through real key
 events at 8 characters a second on average (letters 100 ms apart, a 300 ms pause after each word, as a
-writer's rhythm has). Suggestions follow the app's own settings (150 ms pause, short suggestions).
+writer's rhythm has). Suggestions follow the app's own settings (its pause before asking, short
+suggestions); --debounce sets another pause.
 
 For each keystroke after which a suggestion appears before the next keystroke, the latency is the time
 from the keystroke to the first painted ghost word; the table gives its median and 95th percentile, how
@@ -59,6 +60,7 @@ WORD_PAUSE_MS = 300
 class Result:
     reuse: bool
     keystrokes: int = 0
+    waits: int = 0  # keystrokes after which no suggestion was visible (typing through keeps one)
     latencies_ms: list[float] = field(default_factory=list)
     words: list[int] = field(default_factory=list)
     longest_stall_ms: float = 0.0
@@ -194,8 +196,12 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
             char = typed[state["i"]]
             state["i"] += 1
             state["key_at"] = time.perf_counter()
-            state["measured"] = suggestion.visible  # typing through: nothing new to wait for
+            state["measured"] = True  # no measurement while the key is handled
             QTest.keyClicks(editor, char)
+            # Typing through a suggestion keeps its rest visible: nothing new to wait for. Otherwise
+            # (no suggestion, or the key did not match it) the wait for a new one starts at the key.
+            state["measured"] = suggestion.visible and bool(suggestion.ghost.strip())
+            result.waits += not state["measured"]
             result.keystrokes += 1
             pause = WORD_PAUSE_MS if char == " " else LETTER_MS
             QTimer.singleShot(pause, type_next)
@@ -224,15 +230,15 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def table(results: list[Result], model: str, debounce_ms: int) -> str:
-    rows = ["| KV-cache reuse | keystrokes | suggestions in time | latency p50 (ms) | latency p95 (ms) "
-            "| after the pause p50 (ms) | words per suggestion | longest UI stall (ms) | prompt tokens "
-            "| reused per call |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| KV-cache reuse | keystrokes | of them needing a new suggestion | suggestions in time "
+            "| latency p50 (ms) | latency p95 (ms) | after the pause p50 (ms) | words per suggestion "
+            "| longest UI stall (ms) | prompt tokens | reused per call |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         reused = statistics.mean(r.reused_tokens) if r.reused_tokens else 0
         prompt = statistics.mean(r.prompt_tokens) if r.prompt_tokens else 0
         rows.append(
-            f"| {'yes' if r.reuse else 'no (full prefill)'} | {r.keystrokes} | {len(r.latencies_ms)} "
+            f"| {'yes' if r.reuse else 'no (full prefill)'} | {r.keystrokes} | {r.waits} | {len(r.latencies_ms)} "
             f"| {statistics.median(r.latencies_ms) if r.latencies_ms else float('nan'):.0f} "
             f"| {_pct(r.latencies_ms, 0.95):.0f} "
             f"| {statistics.median(r.latencies_ms) - debounce_ms if r.latencies_ms else float('nan'):.0f} "
@@ -254,10 +260,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many characters to type per run")
     parser.add_argument("--quick", action="store_true", help="type 120 characters")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--debounce", type=int, default=150, help="the pause before asking (ms)")
+    parser.add_argument("--debounce", type=int, default=None,
+                        help="the pause before asking (ms; default: the app's, DEBOUNCE_MS)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args(argv)
     chars = 120 if args.quick else args.chars
+    if args.debounce is None:
+        from aigc_studio.services.completion_service import DEBOUNCE_MS
+
+        args.debounce = DEBOUNCE_MS
     results = [run(args.model, reuse, chars, args.threads, args.debounce) for reuse in (True, False)]
     print(table(results, args.model or "first installed", args.debounce))
     if args.json:

@@ -158,7 +158,7 @@ def _options(*items: Option) -> dict[str, Option]:
 OPTIONS: dict[str, Option] = _options(
     Option("completion/enabled", bool, True, "Inline suggestions",
            "Show the model's suggestion as grey text after the cursor while you type."),
-    Option("completion/debounce_ms", int, 150, "Pause before suggesting",
+    Option("completion/debounce_ms", int, 30, "Pause before suggesting",
            "How long typing must pause before a suggestion is asked for.",
            minimum=0, maximum=1000, step=10, suffix=" ms"),
     Option("completion/max_words", int, 4, "Suggestion length",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aigc_studio.core.sampling import FIELDS, PRESETS
+from aigc_studio.services.completion_service import DEBOUNCE_MS
 from aigc_studio.services.settings import OPTIONS, Settings, sampling_key
 
 
@@ -16,7 +17,7 @@ def test_defaults_come_from_the_declarations(tmp_path: Path) -> None:
     for key, option in OPTIONS.items():
         assert settings.value(key) == option.default
     assert settings.sampling_config().to_dict() == {n: f.default for n, f in FIELDS.items()}
-    assert settings.value("completion/debounce_ms") == 150
+    assert settings.value("completion/debounce_ms") == DEBOUNCE_MS == 30
 
 
 def test_every_option_is_documented() -> None:
@@ -56,7 +57,7 @@ def test_settings_persist(tmp_path: Path, qtbot) -> None:
 def test_no_signal_without_a_change(tmp_path: Path, qtbot) -> None:
     settings = Settings(tmp_path / "settings.ini")
     with qtbot.assertNotEmitted(settings.changed):
-        assert not settings.set_value("completion/debounce_ms", 150)
+        assert not settings.set_value("completion/debounce_ms", DEBOUNCE_MS)
 
 
 def test_bad_values_are_refused(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_bad_stored_values_fall_back_with_a_log_line(tmp_path: Path,
                     "[files]\nrecent=not json\n")
     with caplog.at_level(logging.WARNING):
         settings = Settings(path)
-    assert settings.value("completion/debounce_ms") == 150
+    assert settings.value("completion/debounce_ms") == DEBOUNCE_MS
     assert settings.value("completion/enabled") is True
     assert settings.value("sampling/temperature") == 1.0
     assert settings.value("sampling/strategy") == "beam"  # the good value is kept
