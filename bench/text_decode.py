@@ -25,6 +25,7 @@ Time to first token (TTFT) is the prefill of the prompt plus picking the first t
 median step time of the tokens after it. PyTorch and onnxruntime get the same number of threads (torch
 `set_num_threads`, onnxruntime intra-op threads). Every cell is warmed up once, then repeated; medians.
 Speed-ups are against the seed's generate() of the same model, threads and context, in the same run.
+The rows of one model and thread count take turns repetition by repetition (see `measure_interleaved`).
 """
 
 from __future__ import annotations
@@ -324,21 +325,31 @@ def app_once(gen, prompt: np.ndarray, n: int) -> tuple[float, list[float]]:
     return marks[0] - t0, list(np.diff(marks))
 
 
-def measure(cell: Cell, once: Callable[[int], tuple[float, list[float]]], s: Settings, n: int) -> Cell:
-    once(2)  # warm-up: prefill of this length and one step
-    ttfts, steps = [], []
-    t0 = time.perf_counter()
+def measure_interleaved(tasks: list[tuple[Cell, Callable[[int], tuple[float, list[float]]], int]],
+                        s: Settings) -> None:
+    """Measure every (cell, once, tokens) task, repetition by repetition across all of them: on a shared
+    machine the speed drifts by tens of percent over a minute, and interleaving spreads that drift over
+    every row alike instead of favouring whichever row ran in a quiet moment. Each task is warmed up
+    once; a task whose repetitions have taken `s.cell_budget_s` stops repeating (a slow PyTorch row)."""
+    for _, once, _ in tasks:
+        once(2)  # warm-up: prefill of this length and one step
+    ttfts: list[list[float]] = [[] for _ in tasks]
+    steps: list[list[float]] = [[] for _ in tasks]
+    spent = [0.0] * len(tasks)
     for _ in range(s.reps):
-        ttft, st = once(n)
-        ttfts.append(ttft)
-        steps += st
-        if time.perf_counter() - t0 > s.cell_budget_s:
-            break
-    ttfts = [t for t in ttfts if t == t]  # the app loop yields nothing when end-of-text comes first
-    cell.reps, cell.steps = len(ttfts), len(steps)
-    cell.ttft_ms = statistics.median(ttfts) * 1e3 if ttfts else float("nan")
-    cell.ms_per_token = statistics.median(steps) * 1e3 if steps else float("nan")
-    return cell
+        for i, (_, once, n) in enumerate(tasks):
+            if spent[i] > s.cell_budget_s:
+                continue
+            t0 = time.perf_counter()
+            ttft, st = once(n)
+            spent[i] += time.perf_counter() - t0
+            if ttft == ttft:  # the app loop yields nothing when end-of-text comes first
+                ttfts[i].append(ttft)
+            steps[i] += st
+    for (cell, _, _), tt, st in zip(tasks, ttfts, steps):
+        cell.reps, cell.steps = len(tt), len(st)
+        cell.ttft_ms = statistics.median(tt) * 1e3 if tt else float("nan")
+        cell.ms_per_token = statistics.median(st) * 1e3 if st else float("nan")
 
 
 def run_model(m: Model, s: Settings, rng: np.random.Generator, log) -> list[Cell]:
@@ -347,35 +358,33 @@ def run_model(m: Model, s: Settings, rng: np.random.Generator, log) -> list[Cell
     cells: list[Cell] = []
     prompts = {c: rng.integers(4, m.vocab_size, size=c) for c in s.contexts}
     n_for = {c: min(s.new_tokens, m.block_size - c) for c in s.contexts}
-
-    def cell(threads: int, impl: str, ctx: int, once) -> None:
-        c = measure(Cell(m.name, threads, impl, ctx), once, s, n_for[ctx])
-        cells.append(c)
-        short = "" if c.steps >= c.reps * (n_for[ctx] - 1) else " (stopped early at end-of-text)"
-        log(f"  {m.name:>12} {threads} thr  {IMPLS[impl]:<32} ctx {ctx:>3}: {c.ms_per_token:8.2f} ms/token, "
-            f"TTFT {c.ttft_ms:8.1f} ms  ({c.reps} reps, {c.steps} steps){short}")
-
     wanted = lambda impl: not s.impls or any(impl == x or impl.startswith(x + "-") for x in s.impls)  # noqa: E731
     app_variant = next((v for v in QUANTISED if v in m.variants), None)
     for threads in s.threads:
         torch.set_num_threads(threads)
+        tasks: list[tuple[Cell, Callable[[int], tuple[float, list[float]]], int]] = []
+
+        def add(impl: str, once_for) -> None:
+            for ctx in s.contexts:
+                tasks.append((Cell(m.name, threads, impl, ctx), once_for(ctx), n_for[ctx]))
+
         for impl, cached in (("seed", False), ("torch-kv", True)):
             if wanted(impl):
-                for ctx in s.contexts:
-                    cell(threads, impl, ctx,
-                         lambda n, c=ctx, u=cached: torch_once(m.torch_model, prompts[c], n, u))
-        for variant in m.variants:
-            if not wanted(f"ort-{variant}"):
-                continue
-            runner = m.make_runner(variant, threads)
-            for ctx in s.contexts:
-                cell(threads, f"ort-{variant}", ctx, lambda n, c=ctx: ort_once(runner, prompts[c], n))
-            del runner
+                add(impl, lambda c, u=cached: lambda n: torch_once(m.torch_model, prompts[c], n, u))
+        for variant in m.variants:  # every session stays open while the rows take turns
+            if wanted(f"ort-{variant}"):
+                runner = m.make_runner(variant, threads)
+                add(f"ort-{variant}", lambda c, r=runner: lambda n: ort_once(r, prompts[c], n))
         if m.make_app is not None and app_variant and wanted(f"app-{app_variant}"):
             gen = m.make_app(app_variant, threads)
-            for ctx in s.contexts:
-                cell(threads, f"app-{app_variant}", ctx, lambda n, c=ctx: app_once(gen, prompts[c], n))
-            del gen
+            add(f"app-{app_variant}", lambda c, g=gen: lambda n: app_once(g, prompts[c], n))
+        measure_interleaved(tasks, s)
+        for c, _, n in tasks:
+            cells.append(c)
+            short = "" if c.steps >= c.reps * (n - 1) else " (stopped early at end-of-text)"
+            log(f"  {m.name:>12} {threads} thr  {IMPLS[c.impl]:<32} ctx {c.ctx:>3}: {c.ms_per_token:8.2f} "
+                f"ms/token, TTFT {c.ttft_ms:8.1f} ms  ({c.reps} reps, {c.steps} steps){short}")
+        del tasks
     return cells
 
 
