@@ -1,0 +1,149 @@
+"""Re-export a text-lm package through today's exporter, from the weights in its own fp32 graph.
+
+    python -m export.repackage_lm resources/models/writer-tiny --val-text runs/data/text/val.txt
+
+A package exported with `torch.onnx.export` (KV-cache layout "buffer" or "concat") holds every weight of
+the model in its fp32 graph, under the node names the model code gives (`/blocks.3/attn/q/MatMul`, the
+LayerNorm parameters as `model.blocks.3.ln1.weight`, ...). When the training checkpoint is not kept,
+this rebuilds the `TransformerLM` from those weights, checks it against the package's own
+`reference.npz` (the PyTorch logits recorded at the first export: the rebuilt model must reproduce them),
+and runs `export_lm.export_package` again with the manifest's description, licence, sources, training
+summary, special tokens and graph variants, so the package gets the fused-operator graph and the
+validation of today's exporter. The weights do not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aigc_studio.runtime.package import load_package
+from export.export_lm import TOKENIZER_FILES, export_package
+from export.model_lm import LMConfig, TransformerLM
+
+REFERENCE_TOL = 1e-4  # rebuilt model against the logits recorded at the first export
+
+
+def model_from_graph(path: Path, cfg: LMConfig) -> TransformerLM:
+    """The TransformerLM whose weights are in the torch-exported fp32 graph at `path`."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name: i for i in g.initializer}
+    consts = {n.output[0]: n for n in g.node if n.op_type == "Transpose" and n.input[0] in inits}
+    nodes = {n.name: n for n in g.node}
+
+    def weight(name: str) -> np.ndarray:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        if name in consts:  # a tied output matrix stored once: Transpose(W) of the embedding
+            return numpy_helper.to_array(inits[consts[name].input[0]]).T
+        raise ValueError(f"{path.name}: no weight named {name!r}")
+
+    def linear(node_name: str) -> np.ndarray:  # MatMul(x, W^T) -> nn.Linear's (out, in)
+        if node_name not in nodes:
+            raise ValueError(f"{path.name}: no node {node_name!r}; only graphs written by "
+                             "torch.onnx.export of export/model_lm.py can be read back")
+        return weight(nodes[node_name].input[1]).T
+
+    if cfg.bias:
+        raise ValueError("reading back biases is not implemented (no shipped package has them)")
+    model = TransformerLM(cfg).eval()
+    sd: dict[str, np.ndarray] = {"wte.weight": weight(nodes["/wte/Gather"].input[0])}
+    if cfg.pos == "learned":
+        sd["wpe.weight"] = weight(nodes["/wpe/Gather"].input[0])
+    for i in range(cfg.n_layer):
+        p = f"blocks.{i}."
+        for part in ("q", "k", "v", "o"):
+            sd[f"{p}attn.{part}.weight"] = linear(f"/blocks.{i}/attn/{part}/MatMul")
+        for part in ("up", "down") + (("gate",) if cfg.mlp == "swiglu" else ()):
+            sd[f"{p}mlp.{part}.weight"] = linear(f"/blocks.{i}/mlp/{part}/MatMul")
+    for key in model.state_dict():
+        if ".ln1." in key or ".ln2." in key or key.startswith("ln_f."):
+            sd[key] = weight("model." + key)
+    if not cfg.tie_embeddings:
+        sd["lm_head.weight"] = linear("/lm_head/MatMul")
+    state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()}  # writable copies
+    if cfg.tie_embeddings:
+        state["lm_head.weight"] = state["wte.weight"]
+        head = linear("/lm_head/MatMul")
+        if not np.array_equal(head, sd["wte.weight"]):
+            raise ValueError(f"{path.name}: the manifest says tied embeddings, but the output matrix differs")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("rope_")]
+    if missing or unexpected:
+        raise ValueError(f"{path.name}: weights missing {missing}, unexpected {unexpected}")
+    return model
+
+
+def check_reference(model: TransformerLM, folder: Path, tol: float = REFERENCE_TOL) -> float:
+    """Max |logit difference| of the rebuilt model against the package's reference.npz."""
+    ref = np.load(folder / "reference.npz", allow_pickle=False)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(ref["input_ids"]))[0].numpy()
+    n = ref["logits"].shape[1]
+    diff = float(np.abs(logits[:, -n:] - ref["logits"]).max())
+    if diff > tol:
+        raise SystemExit(f"the weights read back from {folder} give logits {diff:.2e} away from its "
+                         f"reference.npz (tolerance {tol}); not re-exporting")
+    return diff
+
+
+def repackage(folder: Path, out: Path, val_text: str, *, graph: str = "auto", verbose: bool = True) -> dict:
+    package = load_package(folder)
+    m = package.manifest
+    conf = m["config"]
+    cfg = LMConfig(**{f.name: conf[f.name] for f in fields(LMConfig) if f.name in conf})
+    variants = m["graphs"]["variants"]
+    if "fp32" not in variants:
+        raise SystemExit(f"{folder} has no fp32 graph to read the weights from")
+    if m["graphs"].get("kv_cache", "concat") == "shared":
+        raise SystemExit(f"{folder} already has the fused-operator graph")
+    model = model_from_graph(folder / variants["fp32"], cfg)
+    diff = check_reference(model, folder)
+    if verbose:
+        print(f"read {model.num_params() / 1e6:.2f}M parameters from {folder / variants['fp32']}; "
+              f"reference logits within {diff:.1e}")
+    quant = next((v for v in variants if v != "fp32"), "int8")
+    tok_type = m["tokenizer"]["type"]
+    checks = m.get("validation", {}).get("tolerance", {})
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = Path(tmp) / TOKENIZER_FILES[tok_type]
+        shutil.copy(folder / m["tokenizer"]["file"], tokenizer)
+        return export_package(
+            model, tokenizer, out, name=m["name"], description=m.get("description", ""),
+            licence=m.get("licence", "unspecified"), sources=m.get("sources", ()),
+            training={**(m.get("training") or {}), "reexported": (
+                f"{datetime.date.today().isoformat()}: the same weights, read back from the fp32 graph of "
+                "the earlier package by export/repackage_lm.py and exported again")},
+            val_text=val_text, variants=tuple(variants), verbose=verbose,
+            graph=graph, tokenizer_type=tok_type, tokens=m.get("tokens"), quant=quant,
+            fp32_tol=float(checks.get("fp32_max_abs_logit_diff", 1e-3)),
+            int8_min_agree=float(checks.get(f"{quant}_min_top1_agreement", 0.9)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("package", type=Path, help="the package folder to read")
+    ap.add_argument("--out", type=Path, help="where to write the new package (default: in place)")
+    ap.add_argument("--val-text", type=Path, help="held-out text for the perplexity check")
+    ap.add_argument("--graph", choices=("auto", "fused", "torch"), default="auto")
+    args = ap.parse_args(argv)
+    val = args.val_text.read_text(encoding="utf-8") if args.val_text else "The end."
+    reports = repackage(args.package, args.out or args.package, val, graph=args.graph)
+    print(json.dumps({v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "val_ppl")}
+                      for v, r in reports.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
