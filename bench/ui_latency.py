@@ -17,6 +17,11 @@ often a suggestion was in time, its mean length in words, the longest gap of a 1
 thread (a stall), and the prompt tokens of the model calls and how many of them came from the KV cache.
 The same run is repeated with the cache dropped before every call ("no reuse"), which is what a
 keystroke would cost if the whole context window were prefilled again.
+
+"First keystroke": the document is loaded with the cursor at its end, the writer rests 2 s and types
+one letter, and waits for its suggestion (at most 5 s) before going on. The writing pane primes the
+KV cache where the cursor comes to rest (`SuggestionViewModel.prime`); a third run switches that off,
+which is what every first keystroke at a new place cost before.
 """
 
 from __future__ import annotations
@@ -54,11 +59,14 @@ CONTINUATION = (
 )
 LETTER_MS = 100
 WORD_PAUSE_MS = 300
+REST_MS = 2000  # the document is loaded with the cursor at its end; the writer starts after this
 
 
 @dataclass
 class Result:
     reuse: bool
+    prime: bool = True  # the writing pane primes the KV cache where the cursor comes to rest
+    first_ms: float = float("nan")  # the first keystroke at the end of the freshly loaded document
     keystrokes: int = 0
     waits: int = 0  # keystrokes after which no suggestion was visible (typing through keeps one)
     latencies_ms: list[float] = field(default_factory=list)
@@ -123,7 +131,7 @@ def _document(tokenizer: Any, target: int = 1000) -> tuple[str, int]:
     return text, len(tokenizer.encode(text))
 
 
-def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> Result:
+def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int, prime: bool = True) -> Result:
     from PySide6.QtCore import QTimer
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -134,7 +142,7 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
     from aigc_studio.services.settings import Settings
     from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
-    result = Result(reuse=reuse)
+    result = Result(reuse=reuse, prime=prime)
     folder = Path(model)
     backend = RuntimeBackend([folder.parent]) if folder.is_dir() else RuntimeBackend()
     name = folder.name if folder.is_dir() else model
@@ -157,6 +165,8 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
         settings.set_value("completion/debounce_ms", debounce_ms)
         service = CompletionService(Backend(), debounce_ms=debounce_ms)  # type: ignore[arg-type]
         suggestion = SuggestionViewModel(service, settings)
+        if not prime:
+            suggestion.prime = lambda: None  # type: ignore[method-assign]  # the pane as it was before
         editor = WritingEditorView(suggestion)
         editor.resize(900, 700)
         editor.show()
@@ -181,8 +191,17 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
                     and suggestion.anchor == editor.textCursor().position()
                     and suggestion.ghost.strip()):
                 state["measured"] = True
-                result.latencies_ms.append((time.perf_counter() - state["key_at"]) * 1000)
+                latency = (time.perf_counter() - state["key_at"]) * 1000
                 state["shown"] = True
+                if state.pop("first_wait", False):  # the writer waited for this one
+                    result.first_ms = latency
+                    QTimer.singleShot(LETTER_MS, type_next)
+                else:
+                    result.latencies_ms.append(latency)
+
+        def first_timeout() -> None:
+            if state.pop("first_wait", False):
+                type_next()
 
         suggestion.changed.connect(on_changed)
 
@@ -203,6 +222,11 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
             state["measured"] = suggestion.visible and bool(suggestion.ghost.strip())
             result.waits += not state["measured"]
             result.keystrokes += 1
+            if state["i"] == 1 and not state["measured"]:
+                # The first key at a new place: the writer waits for its suggestion (at most 5 s).
+                state["first_wait"] = True
+                QTimer.singleShot(5000, first_timeout)
+                return
             pause = WORD_PAUSE_MS if char == " " else LETTER_MS
             QTimer.singleShot(pause, type_next)
 
@@ -210,7 +234,7 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int) -> 
         ticker.setInterval(10)
         ticker.timeout.connect(lambda: state["ticks"].append(time.perf_counter()))
         ticker.start()
-        QTimer.singleShot(500, type_next)
+        QTimer.singleShot(REST_MS, type_next)
         while not state["done"]:
             app.processEvents()
             time.sleep(0.001)
@@ -229,16 +253,22 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _mode(r: Result) -> str:
+    if not r.reuse:
+        return "no (full prefill)"
+    return "yes, primed where the cursor rests" if r.prime else "yes, without priming"
+
+
 def table(results: list[Result], model: str, debounce_ms: int) -> str:
-    rows = ["| KV-cache reuse | keystrokes | of them needing a new suggestion | suggestions in time "
-            "| latency p50 (ms) | latency p95 (ms) | after the pause p50 (ms) | words per suggestion "
-            "| longest UI stall (ms) | prompt tokens | reused per call |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| KV-cache reuse | first keystroke (ms) | keystrokes | of them needing a new suggestion "
+            "| suggestions in time | latency p50 (ms) | latency p95 (ms) | after the pause p50 (ms) "
+            "| words per suggestion | longest UI stall (ms) | prompt tokens | reused per call |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         reused = statistics.mean(r.reused_tokens) if r.reused_tokens else 0
         prompt = statistics.mean(r.prompt_tokens) if r.prompt_tokens else 0
         rows.append(
-            f"| {'yes' if r.reuse else 'no (full prefill)'} | {r.keystrokes} | {r.waits} | {len(r.latencies_ms)} "
+            f"| {_mode(r)} | {r.first_ms:.0f} | {r.keystrokes} | {r.waits} | {len(r.latencies_ms)} "
             f"| {statistics.median(r.latencies_ms) if r.latencies_ms else float('nan'):.0f} "
             f"| {_pct(r.latencies_ms, 0.95):.0f} "
             f"| {statistics.median(r.latencies_ms) - debounce_ms if r.latencies_ms else float('nan'):.0f} "
@@ -269,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         from aigc_studio.services.completion_service import DEBOUNCE_MS
 
         args.debounce = DEBOUNCE_MS
-    results = [run(args.model, reuse, chars, args.threads, args.debounce) for reuse in (True, False)]
+    results = [run(args.model, reuse, chars, args.threads, args.debounce, prime)
+               for reuse, prime in ((True, True), (True, False), (False, False))]
     print(table(results, args.model or "first installed", args.debounce))
     if args.json:
         rows = [{k: v for k, v in asdict(r).items() if k != "document"} for r in results]

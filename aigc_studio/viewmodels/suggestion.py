@@ -127,6 +127,7 @@ class SuggestionViewModel(QObject):
         service.continue_piece.connect(self._on_continue_piece)
         service.continue_finished.connect(self._on_continue_finished)
         settings.changed.connect(self._on_setting_changed)
+        service.status_changed.connect(self._on_status_changed)
         service.debounce_ms = settings.value("completion/debounce_ms")
 
     def attach(self, source: TextSource | None) -> None:
@@ -224,7 +225,8 @@ class SuggestionViewModel(QObject):
             self._schedule("suggest")
 
     def on_cursor_moved(self, position: int) -> None:
-        """The cursor moved: a suggestion anchored elsewhere goes away."""
+        """The cursor moved: a suggestion anchored elsewhere goes away, and where a suggestion could
+        come, the model reads the text before the new position in the background (see :meth:`prime`)."""
         if self.continuing:
             return
         if self.visible and position != self._anchor:
@@ -232,6 +234,21 @@ class SuggestionViewModel(QObject):
         elif self._pending is not None and position != self._pending.position:
             self._service.cancel()
             self._pending = None
+        if not self.visible and self._pending is None:
+            self.prime()
+
+    def prime(self) -> None:
+        """Let the model read the window before the cursor into its KV cache (after a short rest of the
+        cursor, without a suggestion), so that the first keystroke at a new place is answered as fast as
+        the next ones: only where a suggestion could appear, with suggestions on and a model ready."""
+        source = self._source
+        if (source is None or self._suspended or not self.enabled or source.has_selection()
+                or self._service.status.state != "ready"):
+            return
+        position = source.cursor_position()
+        context = self._context(position, self._policy())
+        if suggestion_site(context, source.block_tail(position)) is not Site.NONE:
+            self._service.prime(context, self._config())
 
     # -- user actions -----------------------------------------------------------------------------
 
@@ -322,6 +339,11 @@ class SuggestionViewModel(QObject):
                 self._show((), 0, -1)
             return
         self._show(alternatives, index, pending.position)
+
+    @Slot(object)
+    def _on_status_changed(self, status: object) -> None:
+        if getattr(status, "state", "") == "ready" and not self.visible and self._pending is None:
+            self.prime()  # a model loaded after the document: read the text at the cursor now
 
     @Slot(int, str)
     def _on_failed(self, request_id: int, message: str) -> None:

@@ -208,3 +208,52 @@ def test_int8_variant_agrees_with_fp32(tiny_text_package: Path, gen: TextGenerat
     q = TextGenerator(load_package(tiny_text_package), device="cpu", variant="int8")
     prompt = "The quick brown"
     assert "".join(q.stream(prompt, GREEDY))[:4] == "".join(gen.stream(prompt, GREEDY))[:4]
+
+
+PRIME_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the"
+
+
+def test_prefill_in_runs_equals_one_run(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aigc_studio.runtime.text_generator as tg
+
+    ids = gen.tokenizer.encode(PRIME_TEXT)
+    gen.reset_cache()
+    whole, _ = gen._prefill(ids)
+    monkeypatch.setattr(tg, "PREFILL_CHUNK", 3)
+    gen.reset_cache()
+    runs, kv = gen._prefill(ids)
+    assert kv.length == len(ids) > 3
+    np.testing.assert_allclose(runs, whole, atol=1e-4)
+
+
+def test_prime_makes_the_next_keystroke_cheap(gen: TextGenerator) -> None:
+    gen.reset_cache()
+    cold = "".join(gen.stream(PRIME_TEXT + " l", GREEDY))
+    gen.reset_cache()
+    primed = gen.prime(PRIME_TEXT, GREEDY)
+    assert primed == gen.last_stats.prompt_tokens > 10
+    assert gen.prime(PRIME_TEXT, GREEDY) == primed  # already there: nothing to do
+    assert gen.last_stats.reused_tokens == primed
+    warm = "".join(gen.stream(PRIME_TEXT + " l", GREEDY))
+    assert warm == cold
+    # everything before the word being typed came from the cache
+    assert gen.last_stats.reused_tokens >= primed - 1
+
+
+def test_cancelled_prime_keeps_its_finished_runs(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aigc_studio.runtime.text_generator as tg
+
+    monkeypatch.setattr(tg, "PREFILL_CHUNK", 4)
+    gen.reset_cache()
+    checks = []
+
+    def cancel() -> bool:  # checked before the first run and between runs: stop after two runs
+        checks.append(1)
+        return len(checks) > 2
+
+    done = gen.prime(PRIME_TEXT, GREEDY, cancel)
+    assert done == 8 == len(gen._cache.ids)
+    ids, _ = gen._split_prompt(PRIME_TEXT, GREEDY.max_new_tokens)  # the window stream() reads
+    assert gen._cache.ids == ids[:8]
+    "".join(gen.stream(PRIME_TEXT, GREEDY))
+    assert gen.last_stats.reused_tokens == 8  # the next call starts where the priming stopped

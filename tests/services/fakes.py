@@ -77,6 +77,7 @@ class FakeGenerator:
         self.fail = fail
         self.alternatives = alternatives
         self.calls: list[Call] = []
+        self.primes: list[str] = []
         self.last_stats = FakeStats()
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -120,6 +121,15 @@ class FakeGenerator:
             self.last_stats = FakeStats(prompt_tokens=len(prompt) // 4, new_tokens=produced,
                                         ttft_s=self.last_stats.ttft_s,
                                         total_s=time.perf_counter() - started)
+
+    def prime(self, prompt: str, config: Any, cancel: Callable[[], bool] | None = None) -> int:
+        """Records the prompt in ``primes`` (not in ``calls``: no suggestion is made)."""
+        self.thread = threading.current_thread()
+        with self._lock:
+            self.primes.append(prompt)
+        if self.delay_s:
+            time.sleep(self.delay_s)  # stands in for reading the prompt
+        return len(prompt) // 4
 
     def complete(self, prompt: str, config: Any,
                  cancel: Callable[[], bool] | None = None) -> list[FakeCompletion]:

@@ -235,3 +235,28 @@ def test_shutdown_stops_a_busy_worker(qtbot, make_service: MakeService) -> None:
     service.shutdown()
     assert time.perf_counter() - started < 1.0
     assert not service.running
+
+
+def test_priming_reads_the_context_after_the_cursor_rests(qtbot, make_service: MakeService) -> None:
+    service, backend = make_service()
+    primed = Recorder()
+    service.primed.connect(primed)
+    first = service.prime("It was a dark", CONFIG)
+    second = service.prime("It was a dark and stormy night.", CONFIG)  # the cursor moved on
+    with qtbot.waitSignal(service.primed, timeout=5000):
+        pass
+    assert backend.generator.primes == ["It was a dark and stormy night."]
+    assert primed.items == [(second, len("It was a dark and stormy night.") // 4)]
+    assert first != second
+    assert backend.generator.calls == []  # no suggestion was made
+
+
+def test_a_keystroke_replaces_a_pending_priming(qtbot, make_service: MakeService) -> None:
+    service, backend = make_service()
+    service.prime("It was a dark", CONFIG)
+    service.request("It was a dark ", CONFIG)
+    assert not service._prime_timer.isActive()  # the priming will not be sent
+    with qtbot.waitSignal(service.suggestion_ready, timeout=5000, check_params_cb=lambda s: s.final):
+        pass
+    assert backend.generator.primes == []
+    assert [call.prompt for call in backend.generator.calls] == ["It was a dark "]

@@ -227,3 +227,20 @@ def test_continue_streams_and_stops(qtbot, service, settings, source) -> None:
     assert finished.args == ["stopped"]
     assert not model.continuing
     assert "".join(pieces.items).startswith("w0 w1")
+
+
+def test_a_cursor_at_rest_in_a_new_place_primes_the_model(qtbot, model: SuggestionViewModel,
+                                                           source: StringSource,
+                                                           generator: FakeGenerator) -> None:
+    source.text = "The fox ran.\n\nIt was a dark night and"
+    source.cursor = len(source.text)
+    with qtbot.waitSignal(model._service.primed, timeout=5000):
+        model.on_cursor_moved(source.cursor)  # e.g. a click at the end of the text
+    assert generator.primes == [source.text]
+    assert generator.calls == []  # nothing is suggested until the writer types
+    source.cursor = 3  # inside the first line, before " fox ran.": no suggestion could appear there
+    model.on_cursor_moved(source.cursor)
+    source.cursor = len(source.text)
+    type_keys(model, source, " s")  # typing asks for suggestions, not primings
+    wait_for_ghost(qtbot, model)
+    assert generator.primes == [source.text[:-2]]
