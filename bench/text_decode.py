@@ -23,7 +23,8 @@ manifest's config with random weights (speed does not depend on the values).
 
 Time to first token (TTFT) is the prefill of the prompt plus picking the first token; ms/token is the
 median step time of the tokens after it. PyTorch and onnxruntime get the same number of threads (torch
-`set_num_threads`, onnxruntime intra-op threads). Every cell is warmed up once, then repeated; medians.
+`set_num_threads`, onnxruntime intra-op threads, which busy-wait between operators as in the app unless
+--no-spin). Every cell is warmed up once, then repeated; medians.
 Speed-ups are against the seed's generate() of the same model, threads and context, in the same run.
 The rows of one model and thread count take turns repetition by repetition (see `measure_interleaved`).
 """
@@ -193,7 +194,7 @@ class _GraphSteps:
         return self._impl._grown(self, kv, need)
 
 
-def seed_model(workdir: Path, kv_cache: str = "shared") -> Model:
+def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Model:
     """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir` with the KV-cache
     layout `kv_cache`: "shared" (export/graph_fused.py's fused-operator graph, what export_lm writes), or
     "buffer" / "concat" (torch.onnx.export of the model code with either cache layout)."""
@@ -223,7 +224,7 @@ def seed_model(workdir: Path, kv_cache: str = "shared") -> Model:
                    "inputs": inputs, "outputs": outputs, "kv_cache": kv_cache}})
 
     def runner(variant: str, threads: int) -> _GraphSteps:
-        return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant), cfg,
+        return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant, spin=spin), cfg,
                            kv_cache)
 
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(workdir.glob("*.onnx")))
@@ -234,7 +235,7 @@ def seed_model(workdir: Path, kv_cache: str = "shared") -> Model:
                  notes=[f"exported and quantised in {time.perf_counter() - t0:.1f} s ({sizes})"])
 
 
-def package_model(spec: str) -> Model:
+def package_model(spec: str, spin: bool = True) -> Model:
     """A model package by registry name or folder; raises PackageError when it cannot be found."""
     import torch
 
@@ -251,7 +252,7 @@ def package_model(spec: str) -> Model:
     variants = tuple(v for v in ("fp32", *QUANTISED) if v in package.manifest["graphs"]["variants"])
 
     def app(variant: str, threads: int) -> TextGenerator:
-        return TextGenerator(package, device="cpu", threads=threads, variant=variant)
+        return TextGenerator(package, device="cpu", threads=threads, variant=variant, spin=spin)
 
     sizes = ", ".join(f"{v} {package.graph(v)[1].stat().st_size / 1e6:.1f} MB" for v in variants)
     notes = [f"package {package.path} ({sizes}); PyTorch rows use its config with random weights"]
@@ -571,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kv-cache", default="shared", choices=("shared", "buffer", "concat"),
                     help="the seed's graph: shared = export/graph_fused.py (what export_lm writes), "
                          "buffer or concat = torch.onnx.export with that KV-cache layout")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="onnxruntime's threads sleep between operators (the app's setting model/spin off)")
     ap.add_argument("--json", type=Path, help="also write the machine, settings and results here")
     args = ap.parse_args(argv)
 
@@ -601,9 +604,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if spec == "seed":
                     log("exporting the seed configuration (random weights) to ONNX fp32 and int8 ...")
-                    m = seed_model(Path(tmp), args.kv_cache)
+                    m = seed_model(Path(tmp), args.kv_cache, not args.no_spin)
                 else:
-                    m = package_model(spec)
+                    m = package_model(spec, not args.no_spin)
             except Exception as exc:  # an absent package is a note, not a failure of the benchmark
                 why = (str(exc).strip().splitlines() or [""])[0][:300]
                 notes.append(f"{spec}: skipped ({type(exc).__name__}: {why})")
@@ -668,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['context_ms']:>13.2f} {r['kv_mb']:>7.1f} {r['kv_copy_ms']:>11.2f}")
     print()
     print(f"Markdown ({info['date']}, {info['cpu']}, {info['usable_cpus']} CPUs; torch {info['torch']}, "
-          f"onnxruntime {info['onnxruntime']}):")
+          f"onnxruntime {info['onnxruntime']}, its threads {'sleeping' if args.no_spin else 'spinning'}):")
     print()
     print(markdown_table(rows, s.contexts))
     elapsed = time.perf_counter() - t_start

@@ -74,7 +74,7 @@ class SamplingPanel(QWidget):
         row.addWidget(self.model_combo, 1)
         row.addWidget(reload_button)
         model_form.addRow("Model", row)
-        device_form = SettingsForm(settings, ["model/device", "model/threads"], model_box)
+        device_form = SettingsForm(settings, ["model/device", "model/threads", "model/spin"], model_box)
         self.device_combo: QComboBox = device_form.editors["model/device"]  # type: ignore[assignment]
         threads = device_form.editors["model/threads"]
         threads.setSpecialValueText("Auto")  # type: ignore[attr-defined]

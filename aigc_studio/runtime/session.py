@@ -45,8 +45,9 @@ def choose_providers(device: str) -> tuple[list[str], str]:
 
 
 def create_session(package: ModelPackage, *, device: str = "auto", threads: int = 0,
-                   variant: str | None = None, graph_key: str = "graphs") -> SessionInfo:
-    """Open the package's graph and check its inputs and outputs against the manifest."""
+                   variant: str | None = None, graph_key: str = "graphs", spin: bool = True) -> SessionInfo:
+    """Open the package's graph and check its inputs and outputs against the manifest. `spin` lets the
+    intra-op threads busy-wait for work between operators (see below)."""
     import onnxruntime as ort
 
     providers, note = choose_providers(device)
@@ -59,10 +60,12 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     opts.intra_op_num_threads = max(0, int(threads))
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    # Idle intra-op threads sleep instead of spinning: with another busy process (a training run, the
-    # GUI) spinning threads steal its core: a 2-thread int8 step took 1.9 ms without spinning and 4.1 ms
-    # with it on a machine with one busy core (bench/text_decode.py, seed config).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Spinning (onnxruntime's default) keeps a decode step's many small operators from waking sleeping
+    # threads: on an idle 2-core machine the writer's 4-bit step took 7.0 ms on two spinning threads,
+    # 9.1 ms on two sleeping ones and 8.5 ms on one. With another busy process (a training run) spinning
+    # threads steal its core instead: a 2-thread int8 step of the seed configuration took 4.1 ms
+    # spinning and 1.9 ms sleeping. So it is a setting ("model/spin"), on by default.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, ... for a bad graph

@@ -127,7 +127,7 @@ class TextGenerator:
     `terminate()` may be called from any thread to abort a long model run."""
 
     def __init__(self, package: ModelPackage, *, device: str = "auto", threads: int = 0,
-                 variant: str | None = None) -> None:
+                 variant: str | None = None, spin: bool = True) -> None:
         if package.kind != "text-lm":
             raise PackageError(f"{package.path}: kind '{package.kind}' is not a text model")
         self.package = package
@@ -152,7 +152,7 @@ class TextGenerator:
         self._past_names = [f"past_key_values.{i}.{w}" for i in range(self.n_layer) for w in ("key", "value")]
         self._present_names = [f"present.{i}.{w}" for i in range(self.n_layer) for w in ("key", "value")]
         self.session_info: SessionInfo = create_session(package, device=device, threads=threads,
-                                                        variant=variant)
+                                                        variant=variant, spin=spin)
         self._session = self.session_info.session
         self.provider = self.session_info.provider
         self.device_note = self.session_info.note

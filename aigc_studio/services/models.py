@@ -53,6 +53,7 @@ class ModelChoice:
     name: str = ""
     device: str = "auto"   # "auto" | "cpu" | "gpu"
     threads: int = 0       # 0: onnxruntime chooses
+    spin: bool = True      # threads busy-wait between operators (faster on an idle machine)
 
 
 @dataclass(frozen=True)
@@ -156,4 +157,4 @@ class RuntimeBackend:
                 where = ", ".join(str(p) for p in self._get_registry().search_paths)
                 raise PackageError(f"no text model is installed (searched {where})")
         package = self._get_registry().load(name)
-        return TextGenerator(package, device=choice.device, threads=choice.threads)
+        return TextGenerator(package, device=choice.device, threads=choice.threads, spin=choice.spin)

@@ -187,6 +187,9 @@ OPTIONS: dict[str, Option] = _options(
     Option("model/threads", int, 0, "Threads",
            "CPU threads for the model; 0 lets onnxruntime choose.",
            minimum=0, maximum=256, step=1),
+    Option("model/spin", bool, True, "Busy-wait",
+           "The model's threads wait for work without sleeping: faster on an otherwise idle computer "
+           "(the writer about 20% on two threads), slower while other programs keep the cores busy."),
     Option("editor/font_size", int, 13, "Font size",
            "The size of the editor's text.", minimum=6, maximum=72, step=1, suffix=" pt"),
     Option("editor/wrap", bool, True, "Wrap lines",

@@ -85,7 +85,8 @@ class ModelViewModel(QObject):
         """The model, device and threads chosen in the settings."""
         return ModelChoice(name=str(self._settings.value("model/name")),
                            device=str(self._settings.value("model/device")),
-                           threads=int(self._settings.value("model/threads")))
+                           threads=int(self._settings.value("model/threads")),
+                           spin=bool(self._settings.value("model/spin")))
 
     def load(self) -> None:
         """Load the chosen model in the background."""
@@ -131,7 +132,7 @@ class ModelViewModel(QObject):
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
-        if key in ("model/name", "model/device", "model/threads"):
+        if key in ("model/name", "model/device", "model/threads", "model/spin"):
             self._reload_timer.start()
 
 

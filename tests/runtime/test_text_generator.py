@@ -257,3 +257,11 @@ def test_cancelled_prime_keeps_its_finished_runs(gen: TextGenerator, monkeypatch
     assert gen._cache.ids == ids[:8]
     "".join(gen.stream(PRIME_TEXT, GREEDY))
     assert gen.last_stats.reused_tokens == 8  # the next call starts where the priming stopped
+
+
+def test_threads_spin_unless_told_not_to(gen: TextGenerator, tiny_text_package: Path) -> None:
+    key = "session.intra_op.allow_spinning"
+    assert gen.session_info.session.get_session_options().get_session_config_entry(key) == "1"
+    calm = TextGenerator(load_package(tiny_text_package), device="cpu", threads=2, variant="fp32", spin=False)
+    assert calm.session_info.session.get_session_options().get_session_config_entry(key) == "0"
+    assert "".join(calm.stream("The quick brown", GREEDY)) == "".join(gen.stream("The quick brown", GREEDY))

@@ -28,11 +28,12 @@ def test_settings_changes_reload_the_model_once(qtbot, service: CompletionServic
     model.status_changed.connect(states)
     settings.set_value("model/device", "cpu")
     settings.set_value("model/threads", 2)
+    settings.set_value("model/spin", False)
     settings.set_value("model/name", "fake-lm-large")
     qtbot.waitUntil(lambda: model.status.state == "ready" and len(states.items) >= 2,
                     timeout=5000)
     assert [s.state for s in states.items] == ["loading", "ready"]
-    assert service._worker._backend.choices[-1] == ModelChoice("fake-lm-large", "cpu", 2)
+    assert service._worker._backend.choices[-1] == ModelChoice("fake-lm-large", "cpu", 2, spin=False)
     model.shutdown()
 
 
