@@ -56,7 +56,7 @@ class FeatureExtractor:
         self.img_size = int(cfg["img_size"])
         self.feature_dim = int(cfg["feature_dim"])
         self.session = create_session(package, device=device, threads=threads, variant="features",
-                                      graph_key="features").session
+                                      graph_key="features", spin=False).session  # runs beside a generator
         name = package.manifest["reference"]
         try:
             with np.load(package.file(name), allow_pickle=False) as z:
