@@ -77,6 +77,18 @@ def test_missing_file_is_created_on_first_save(make_app: MakeApp, tmp_path: Path
     assert path.read_text() == "# Title\n"
 
 
+def test_opening_a_file_primes_the_model_at_its_end(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
+    """The cursor lands at the end of an opened file: the model reads the text before it in the
+    background, so the first keystroke there is as cheap as the next ones."""
+    app = make_app()
+    path = tmp_path / "chapter.txt"
+    path.write_text("It was a bright cold day in April, and the clocks were", encoding="utf-8")
+    with qtbot.waitSignal(app.service.primed, timeout=5000):
+        assert app.window.open_file(path)
+    assert app.generator.primes == [path.read_text(encoding="utf-8")]
+    assert app.generator.calls == []  # nothing is suggested before the writer types
+
+
 def test_non_utf8_file_is_refused_and_nothing_is_lost(qtbot, make_app: MakeApp, tmp_path: Path,
                                                       dialogs: Dialogs) -> None:
     window = make_app().window
