@@ -163,7 +163,7 @@ class TextGenerator:
         self._banned[[i for i in self.tokenizer.special_ids() if i != self.eos_id]] = True
         self._cache = _Cache()
         self._run_options = None
-        self._binding: tuple | None = None  # (key, IOBinding, logits, values, arrays): see _shared_binding
+        self._binding: tuple | None = None  # ((B, T), IOBinding, logits, OrtValues, arrays): _shared_binding
         self._terminate = threading.Event()
         self.last_stats = GenerationStats()
 
@@ -327,6 +327,8 @@ class TextGenerator:
             common = 0
             kv = self._empty_kv()
         self.last_stats.reused_tokens = common
+        if self._kv_layout in ("buffer", "shared"):
+            kv = self._grown(kv, len(ids))  # room for the whole prompt at once, not one copy per run
         pos = common
         while True:
             end = min(len(ids), pos + PREFILL_CHUNK)
