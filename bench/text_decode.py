@@ -326,8 +326,10 @@ def app_once(gen, prompt: np.ndarray, n: int) -> tuple[float, list[float]]:
     return marks[0] - t0, list(np.diff(marks))
 
 
-def measure_interleaved(tasks: list[tuple[Cell, Callable[[int], tuple[float, list[float]]], int]],
-                        s: Settings) -> None:
+Task = tuple[Cell, Callable[[int], tuple[float, list[float]]], int]  # (cell, once(n), tokens per repetition)
+
+
+def measure_interleaved(tasks: list[Task], s: Settings) -> None:
     """Measure every (cell, once, tokens) task, repetition by repetition across all of them: on a shared
     machine the speed drifts by tens of percent over a minute, and interleaving spreads that drift over
     every row alike instead of favouring whichever row ran in a quiet moment. Each task is warmed up
@@ -353,39 +355,47 @@ def measure_interleaved(tasks: list[tuple[Cell, Callable[[int], tuple[float, lis
         cell.ms_per_token = statistics.median(st) * 1e3 if st else float("nan")
 
 
+def model_tasks(m: Model, s: Settings, threads: int, prompts: dict[int, np.ndarray],
+                n_for: dict[int, int]) -> list[Task]:
+    """Every wanted row x context of model `m` at `threads`; the sessions they hold stay open while the
+    rows take turns, and close when the list goes."""
+    wanted = lambda impl: not s.impls or any(impl == x or impl.startswith(x + "-") for x in s.impls)  # noqa: E731
+    tasks: list[Task] = []
+
+    def add(impl: str, once_for) -> None:
+        for ctx in s.contexts:
+            tasks.append((Cell(m.name, threads, impl, ctx), once_for(ctx), n_for[ctx]))
+
+    for impl, cached in (("seed", False), ("torch-kv", True)):
+        if wanted(impl):
+            add(impl, lambda c, u=cached: lambda n: torch_once(m.torch_model, prompts[c], n, u))
+    for variant in m.variants:
+        if wanted(f"ort-{variant}"):
+            runner = m.make_runner(variant, threads)
+            add(f"ort-{variant}", lambda c, r=runner: lambda n: ort_once(r, prompts[c], n))
+    app_variant = next((v for v in QUANTISED if v in m.variants), None)
+    if m.make_app is not None and app_variant and wanted(f"app-{app_variant}"):
+        gen = m.make_app(app_variant, threads)
+        add(f"app-{app_variant}", lambda c, g=gen: lambda n: app_once(g, prompts[c], n))
+    return tasks
+
+
 def run_model(m: Model, s: Settings, rng: np.random.Generator, log) -> list[Cell]:
     import torch
 
     cells: list[Cell] = []
     prompts = {c: rng.integers(4, m.vocab_size, size=c) for c in s.contexts}
     n_for = {c: min(s.new_tokens, m.block_size - c) for c in s.contexts}
-    wanted = lambda impl: not s.impls or any(impl == x or impl.startswith(x + "-") for x in s.impls)  # noqa: E731
-    app_variant = next((v for v in QUANTISED if v in m.variants), None)
     for threads in s.threads:
         torch.set_num_threads(threads)
-        tasks: list[tuple[Cell, Callable[[int], tuple[float, list[float]]], int]] = []
-
-        def add(impl: str, once_for) -> None:
-            for ctx in s.contexts:
-                tasks.append((Cell(m.name, threads, impl, ctx), once_for(ctx), n_for[ctx]))
-
-        for impl, cached in (("seed", False), ("torch-kv", True)):
-            if wanted(impl):
-                add(impl, lambda c, u=cached: lambda n: torch_once(m.torch_model, prompts[c], n, u))
-        for variant in m.variants:  # every session stays open while the rows take turns
-            if wanted(f"ort-{variant}"):
-                runner = m.make_runner(variant, threads)
-                add(f"ort-{variant}", lambda c, r=runner: lambda n: ort_once(r, prompts[c], n))
-        if m.make_app is not None and app_variant and wanted(f"app-{app_variant}"):
-            gen = m.make_app(app_variant, threads)
-            add(f"app-{app_variant}", lambda c, g=gen: lambda n: app_once(g, prompts[c], n))
+        tasks = model_tasks(m, s, threads, prompts, n_for)
         measure_interleaved(tasks, s)
         for c, _, n in tasks:
             cells.append(c)
             short = "" if c.steps >= c.reps * (n - 1) else " (stopped early at end-of-text)"
             log(f"  {m.name:>12} {threads} thr  {IMPLS[c.impl]:<32} ctx {c.ctx:>3}: {c.ms_per_token:8.2f} "
                 f"ms/token, TTFT {c.ttft_ms:8.1f} ms  ({c.reps} reps, {c.steps} steps){short}")
-        del tasks
+        tasks.clear()  # this thread count's sessions close before the next ones open
     return cells
 
 

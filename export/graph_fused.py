@@ -108,9 +108,9 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
 
     def skip_norm(x: str, skip: str, key: str, b: str, out: str, total: str, name: str) -> None:
         """out = norm(x + skip + b); total (when named) = x + skip + b, the pre-LN residual stream."""
-        ins = [x, skip, *norm_inputs(key)]
+        ins = [x, skip, *norm_inputs(key)]  # LayerNorm: gamma, beta; RMSNorm: gamma
         if b:
-            ins += [""] * (4 - len(ins)) + [b] if c.norm == "layer" else [b]
+            ins.append(b)  # the bias input follows them in both operators
         node(skip_op, ins, [out, "", "", total] if total else [out], name, domain=MS, epsilon=c.norm_eps)
 
     # Lengths for GroupQueryAttention, from the positions (the runtime numbers tokens 0, 1, ... from the

@@ -313,10 +313,7 @@ class TextGenerator:
         rest goes in runs of PREFILL_CHUNK tokens; the cache keeps every finished run, and `cancel` is
         checked between runs (a cancelled prefill leaves its part for the next call)."""
         cache = self._cache
-        common = 0
-        limit = min(len(ids), len(cache.ids))
-        while common < limit and ids[common] == cache.ids[common]:
-            common += 1
+        common = self._cached_prefix(ids)
         if common == len(ids) and common == len(cache.ids) and cache.last_logits is not None:
             self.last_stats.reused_tokens = common
             return cache.last_logits, cache.kv
@@ -359,11 +356,15 @@ class TextGenerator:
             pass
         finally:
             self.last_stats.total_s = time.perf_counter() - t0
+        return self._cached_prefix(ids)
+
+    def _cached_prefix(self, ids: Sequence[int]) -> int:
+        """How many leading tokens of `ids` the KV cache holds."""
         cached = self._cache.ids
-        done = 0
-        while done < min(len(ids), len(cached)) and ids[done] == cached[done]:
-            done += 1
-        return done
+        n, limit = 0, min(len(ids), len(cached))
+        while n < limit and ids[n] == cached[n]:
+            n += 1
+        return n
 
     def stream(self, prompt: str, config: SamplingConfig, cancel: Cancel = None) -> Iterator[str]:
         """Yield the continuation of `prompt` piece by piece (greedy or sampling; a beam config
