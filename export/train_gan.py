@@ -5,7 +5,9 @@
     python -m export.train_gan --arch dcgan   --sources fluent,noto --out runs/gan-emoji-dcgan ...
     python -m export.train_gan --arch wgan-gp --sources fluent,noto --out runs/gan-emoji-wgan ...
 
-- Images: RGBA, RGB premultiplied by alpha, scaled to [-1, 1]; optional horizontal flips.
+- Images: RGBA, RGB premultiplied by alpha, scaled to [-1, 1]; optional horizontal flips; optional
+  DiffAugment (`--diffaug color,translation,cutout`, export/diffaug.py) of everything the discriminator sees,
+  which keeps it from memorising a few thousand images.
 - StyleGAN: non-saturating loss, lazy R1 on reals, style-mixing regularisation, tracked average w,
   text condition = `core.latents.condition_features(label [+ some tags])` with condition dropout (zeros =
   unconditional), so the same function builds the condition in training and in the app.
@@ -37,6 +39,7 @@ from tqdm import tqdm
 
 from aigc_studio.core.latents import CONDITION_DIM, condition_features, z_from_seeds
 from export import gan_dcgan, gan_stylegan
+from export.diffaug import DiffAugment
 from export.data_images import load_dataset
 
 tqdm.monitor_interval = 0
@@ -72,6 +75,11 @@ def save_grid(images: np.ndarray, rows: int, path: Path) -> None:
     tmp = path.with_suffix(".tmp.png")
     Image.fromarray(grid, "RGBA").save(tmp)
     os.replace(tmp, path)
+
+
+def is_skin_tone_variant(meta: dict) -> bool:
+    """An emoji recoloured with a skin-tone modifier: 'waving hand: medium skin tone'."""
+    return "skin tone" in meta.get("label", "").split(":", 1)[-1] and ":" in meta.get("label", "")
 
 
 def condition_text(meta: dict, rng: np.random.Generator) -> str:
@@ -134,6 +142,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=Path("runs/data/images"))
     ap.add_argument("--sources", default="fluent,noto", help="datasets built by export.data_images")
     ap.add_argument("--groups", default="", help="keep only these groups (comma-separated)")
+    ap.add_argument("--drop-skin-tones", action="store_true",
+                    help="leave out the skin-tone variants ('...: medium skin tone'), recolourings of the same "
+                         "design that are 46%% of the emoji sets; the default-coloured design stays")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
@@ -151,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gp-lambda", type=float, default=10.0)
     ap.add_argument("--ema-half-life", type=float, default=5000.0, help="EMA half-life in images")
     ap.add_argument("--xflip", action="store_true", help="random horizontal flips")
+    ap.add_argument("--diffaug", default="", help="DiffAugment policy for what the discriminator sees, "
+                    "e.g. 'color,translation,cutout' (export/diffaug.py); empty = none")
     ap.add_argument("--sample-every", type=int, default=500)
     ap.add_argument("--sample-seeds", type=int, default=8)
     ap.add_argument("--ckpt-every", type=int, default=1000)
@@ -211,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = [s for s in args.sources.split(",") if s]
     images, metas = load_dataset(args.data, sources, args.size, [g for g in args.groups.split(",") if g] or None)
+    if args.drop_skin_tones:
+        keep = [i for i, m in enumerate(metas) if not is_skin_tone_variant(m)]
+        images, metas = images[keep], [metas[i] for i in keep]
     data = to_training_tensor(images)
     data_info = json.loads((args.data / "sources.json").read_text()) if (args.data / "sources.json").is_file() else {}
 
@@ -252,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     data = data.to(device)
     z_dim = G.cfg.z_dim
     say = print if master else (lambda *a, **k: None)
+    aug = DiffAugment(args.diffaug)
+    # What the discriminator sees: real and generated images through the same random, differentiable
+    # transforms, in its own step, the generator's step and the penalties alike.
+    D_seen = (lambda x, *rest: D(aug(x), *rest)) if aug else D
     say(f"{args.arch}: G {sum(p.numel() for p in G.parameters()) / 1e6:.2f}M, "
         f"D {sum(p.numel() for p in D.parameters()) / 1e6:.2f}M parameters; {json.dumps(config)}")
     say(f"data: {len(data)} images of {args.size}px from {', '.join(sources)}; device {device}, "
@@ -297,17 +317,17 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 fake = G(z, c, mixing_prob=args.mixing_prob) if stylegan else G(z)
             if stylegan:
-                loss_d = gan_stylegan.d_loss(D(real, c), D(fake, c))
+                loss_d = gan_stylegan.d_loss(D_seen(real, c), D_seen(fake, c))
                 if step % args.r1_every == 0:
-                    r1 = gan_stylegan.r1_penalty(D, real, c)
+                    r1 = gan_stylegan.r1_penalty(D_seen, real, c)
                     loss_d = loss_d + args.r1_gamma / 2 * r1 * args.r1_every
                     logs["r1"] = r1.item()
             elif args.arch == "wgan-gp":
-                gp = gan_dcgan.gradient_penalty(D, real, fake)
-                loss_d = gan_dcgan.d_loss_wgan(D(real), D(fake)) + args.gp_lambda * gp
+                gp = gan_dcgan.gradient_penalty(D_seen, real, fake)
+                loss_d = gan_dcgan.d_loss_wgan(D_seen(real), D_seen(fake)) + args.gp_lambda * gp
                 logs["gp"] = gp.item()
             else:
-                loss_d = gan_dcgan.d_loss_ns(D(real), D(fake))
+                loss_d = gan_dcgan.d_loss_ns(D_seen(real), D_seen(fake))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             sync_gradients(D, world)
@@ -317,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         z = torch.randn(args.batch_size, z_dim, device=device)
         if stylegan:
             fake = G(z, c, mixing_prob=args.mixing_prob, update_w_avg=True)
-            loss_g = gan_stylegan.g_loss(D(fake, c))
+            loss_g = gan_stylegan.g_loss(D_seen(fake, c))
         else:
             fake = G(z)
-            loss_g = gan_dcgan.g_loss_wgan(D(fake)) if args.arch == "wgan-gp" else gan_dcgan.g_loss_ns(D(fake))
+            loss_g = gan_dcgan.g_loss_wgan(D_seen(fake)) if args.arch == "wgan-gp" else gan_dcgan.g_loss_ns(D_seen(fake))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         sync_gradients(G, world)

@@ -69,6 +69,14 @@ def test_label_matching_and_svg_rendering() -> None:
     assert render("<not svg", 16) is None
 
 
+def test_skin_tone_variants_are_recognised() -> None:
+    assert train_gan.is_skin_tone_variant({"label": "waving hand: medium skin tone"})
+    assert train_gan.is_skin_tone_variant({"label": "kiss: woman, man, light skin tone, dark skin tone"})
+    assert not train_gan.is_skin_tone_variant({"label": "waving hand"})
+    assert not train_gan.is_skin_tone_variant({"label": "skin tone"})  # no modifier after a colon
+    assert not train_gan.is_skin_tone_variant({})
+
+
 def test_premultiplied_round_trip() -> None:
     rgba = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 4), dtype=np.uint8)
     rgba[..., 3] = np.where(rgba[..., 3] < 30, 0, rgba[..., 3])
@@ -87,6 +95,8 @@ def test_training_checkpoint_resume_and_export(arch: str, tiny_dataset: Path, tm
     common = ["--arch", arch, "--data", str(tiny_dataset), "--sources", "discs", "--size", "16", "--out", str(out),
               "--batch-size", "4", "--sample-every", "2", "--sample-seeds", "3", "--ckpt-every", "2",
               "--config", small, "--threads", "1", "--n-critic", "2", "--r1-every", "2"]
+    if arch != "dcgan":  # the R1 and gradient penalties through the augmentation (double backward)
+        common += ["--diffaug", "color,translation,cutout"]
     assert train_gan.main(common + ["--steps", "2"]) == 0
     ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
     assert ck["step"] == 2 and ck["arch"] == arch and ck["config"]["img_size"] == 16
