@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from aigc_studio.core.latents import CONDITION_DIM, condition_features, z_from_seeds
 from export import gan_dcgan, gan_stylegan
-from export.diffaug import DiffAugment
 from export.data_images import load_dataset
+from export.diffaug import DiffAugment
 
 tqdm.monitor_interval = 0
 ARCHS = ("stylegan", "dcgan", "wgan-gp")
@@ -79,7 +79,8 @@ def save_grid(images: np.ndarray, rows: int, path: Path) -> None:
 
 def is_skin_tone_variant(meta: dict) -> bool:
     """An emoji recoloured with a skin-tone modifier: 'waving hand: medium skin tone'."""
-    return "skin tone" in meta.get("label", "").split(":", 1)[-1] and ":" in meta.get("label", "")
+    _, _, modifiers = meta.get("label", "").partition(":")
+    return "skin tone" in modifiers
 
 
 def condition_text(meta: dict, rng: np.random.Generator) -> str:
