@@ -80,6 +80,7 @@ class FakeGenerator:
         self.primes: list[str] = []
         self.last_stats = FakeStats()
         self.thread: threading.Thread | None = None
+        self.in_step = False  # inside a (delayed) model step right now
         self._lock = threading.Lock()
 
     # The real generator is not thread-safe; the fake notes which thread uses it.
@@ -97,7 +98,9 @@ class FakeGenerator:
         if self.fail is not None:
             raise self.fail
         if self.delay_s:
+            self.in_step = True
             time.sleep(self.delay_s)  # stands in for a model step (releases the GIL like onnxruntime)
+            self.in_step = False
         call.steps += 1
         return True
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -204,12 +203,13 @@ def test_continue_finishes_by_itself(qtbot, make_service: MakeService) -> None:
 
 
 def test_ui_thread_keeps_ticking_while_the_model_works(qtbot, make_service: MakeService) -> None:
+    """The model runs on the worker thread: the UI thread's timer fires while a model step is under way."""
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.005)
     service, _ = make_service(generator)
-    ticks: list[float] = []
+    ticks: list[bool] = []  # per timer tick: was the model inside a step?
     timer = QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: ticks.append(generator.in_step))
     timer.start()
     try:
         with qtbot.waitSignal(service.continue_finished, timeout=10000):
@@ -221,9 +221,8 @@ def test_ui_thread_keeps_ticking_while_the_model_works(qtbot, make_service: Make
             pass
     finally:
         timer.stop()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-    assert len(ticks) > 20
-    assert max(gaps) < 0.05, f"the UI thread stalled for {max(gaps) * 1000:.0f} ms"
+    assert generator.thread is not None and generator.thread is not threading.main_thread()
+    assert sum(ticks) >= 5, f"{sum(ticks)} of {len(ticks)} UI ticks came during a model step"
 
 
 def test_shutdown_stops_a_busy_worker(qtbot, make_service: MakeService) -> None:
@@ -231,10 +230,10 @@ def test_shutdown_stops_a_busy_worker(qtbot, make_service: MakeService) -> None:
     service, _ = make_service(generator)
     service.start_continue("Go", CONFIG.with_(max_new_tokens=500))
     qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 1, timeout=5000)
-    started = time.perf_counter()
     service.shutdown()
-    assert time.perf_counter() - started < 1.0
     assert not service.running
+    call = generator.calls[0]
+    assert call.done and call.cancelled_at is not None and call.steps < 500  # stopped, not run out
 
 
 def test_priming_reads_the_context_after_the_cursor_rests(qtbot, make_service: MakeService) -> None:
