@@ -14,6 +14,8 @@ batch 1, greedy decoding:
   torch + KV cache   `TransformerLM.generate(use_cache=True)`: PyTorch eager through `forward_cached`
   onnxruntime fp32   our runtime's model step (`TextGenerator._run`, the session from `create_session`)
   onnxruntime int8   the same on the dynamically quantised graph (q4/q8: the weight-only 4/8-bit graphs)
+  ... int8 KV cache  the int8 graph keeping its cache in int8 (`export_lm --kv-cache-int8`; seed only:
+                     a package's quantised graph runs with whichever cache its manifest declares)
   app loop int8      `TextGenerator.generate_tokens` (sampler, masks, cache bookkeeping included) on the
                      package's int8 graph, else its q4 or q8 one; only for a model package (tokenizer)
 
@@ -63,6 +65,7 @@ IMPLS = {  # key: label (the order of the rows)
     "torch-kv": "torch + KV cache",
     "ort-fp32": "onnxruntime fp32",
     "ort-int8": "onnxruntime int8",
+    "ort-int8kv": "onnxruntime int8, int8 KV cache",
     "ort-q8": "onnxruntime q8",
     "ort-q4": "onnxruntime q4",
     "app-int8": "app loop int8 (generate_tokens)",
@@ -164,7 +167,7 @@ class _GraphSteps:
     configuration has a 10,000-token vocabulary and no tokenizer). It borrows `TextGenerator._run` and
     `_empty_kv` themselves, so the benchmark times the app's code, not a copy of it."""
 
-    def __init__(self, session_info, cfg, kv_cache: str) -> None:
+    def __init__(self, session_info, cfg, kv_cache: str, kv_dtype=np.float32) -> None:
         from aigc_studio.runtime.text_generator import TextGenerator
 
         self._impl = TextGenerator
@@ -178,6 +181,7 @@ class _GraphSteps:
         self._run_options = None
         self._terminate = threading.Event()
         self._kv_layout = kv_cache
+        self.kv_dtype = kv_dtype
         self._past_names = [f"past_key_values.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
         self._present_names = [f"present.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
 
@@ -197,7 +201,8 @@ class _GraphSteps:
 def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Model:
     """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir` with the KV-cache
     layout `kv_cache`: "shared" (export/graph_fused.py's fused-operator graph, what export_lm writes), or
-    "buffer" / "concat" (torch.onnx.export of the model code with either cache layout)."""
+    "buffer" / "concat" (torch.onnx.export of the model code with either cache layout). With "shared" also
+    the int8 graph with an int8 cache ("int8kv"), its scales calibrated on random ids."""
     import torch
 
     from aigc_studio.runtime.package import ModelPackage
@@ -215,23 +220,29 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
     else:
         export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
     quantize_int8(workdir / "model.onnx", workdir / "model.int8.onnx")
+    files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    if kv_cache == "shared":
+        calib = np.random.default_rng(1).integers(4, cfg.vocab_size, size=(4, 512)).tolist()
+        graph_fused.int8_kv_cache(workdir / "model.int8.onnx", workdir / "model.int8kv.onnx",
+                                  graph_fused.kv_cache_scales(model, calib))
+        files["int8kv"] = "model.int8kv.onnx"
     inputs, outputs = io_names(cfg.n_layer)
     # An in-memory package description, so that the session comes from the app's own create_session.
     package = ModelPackage(path=workdir, manifest={
         "name": "seed", "kind": "text-lm",
-        "files": {"model.onnx": {}, "model.int8.onnx": {}},
-        "graphs": {"variants": {"fp32": "model.onnx", "int8": "model.int8.onnx"}, "default": "int8",
+        "files": {f: {} for f in files.values()},
+        "graphs": {"variants": files, "default": "int8",
                    "inputs": inputs, "outputs": outputs, "kv_cache": kv_cache}})
 
     def runner(variant: str, threads: int) -> _GraphSteps:
         return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant, spin=spin), cfg,
-                           kv_cache)
+                           kv_cache, np.int8 if variant == "int8kv" else np.float32)
 
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(workdir.glob("*.onnx")))
     params = model.num_params() / 1e6
     return Model(name="seed", description=f"LMConfig.seed(): {_describe(cfg)}, {params:.1f}M parameters, "
                  f"random weights, KV cache layout '{kv_cache}'", torch_model=model, vocab_size=cfg.vocab_size,
-                 block_size=cfg.block_size, make_runner=runner, variants=("fp32", "int8"),
+                 block_size=cfg.block_size, make_runner=runner, variants=tuple(files),
                  notes=[f"exported and quantised in {time.perf_counter() - t0:.1f} s ({sizes})"])
 
 
@@ -256,6 +267,9 @@ def package_model(spec: str, spin: bool = True) -> Model:
 
     sizes = ", ".join(f"{v} {package.graph(v)[1].stat().st_size / 1e6:.1f} MB" for v in variants)
     notes = [f"package {package.path} ({sizes}); PyTorch rows use its config with random weights"]
+    kv8 = [v for v, t in package.manifest["graphs"].get("kv_dtype", {}).items() if t == "int8" and v in variants]
+    if kv8:
+        notes.append(f"the {', '.join(kv8)} graph keeps its KV cache in int8")
     if "fp32" not in variants:
         notes.append("the package has no fp32 graph; that row is skipped")
     params = model.num_params() / 1e6
@@ -510,7 +524,7 @@ def target_lines(rows: list[dict], contexts: tuple[int, ...]) -> list[str]:
     seed_gen = {r["threads"]: r for r in rows if r["model"] == "seed" and r["impl"] == "seed"}
     out = []
     for r in rows:
-        if r["impl"] not in ("ort-int8", "app-int8"):
+        if r["impl"] not in ("ort-int8", "ort-int8kv", "app-int8"):
             continue
         sp, flat = r["speedup_vs_seed_generate"], r["ms480_over_ms32"]
         parts = []

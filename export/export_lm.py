@@ -166,6 +166,21 @@ QUANT_FORMATS = {  # variant -> how its graph is made
 }
 
 
+KV_INT8_NOTE = ("; int8 KV cache (per layer, head and channel scales calibrated on held-out text, "
+                "GroupQueryAttention PER_CHANNEL)")
+CALIBRATION_TOKENS = 4096
+
+
+def calibration_batches(ids: Sequence[int], block_size: int, tokens: int = CALIBRATION_TOKENS) -> list[list[int]]:
+    """The last `tokens` ids (at most half of them) in windows of at most 512: the sample an int8 KV
+    cache's scales are calibrated on."""
+    ids = list(ids)
+    n = max(1, min(tokens, len(ids) // 2)) if len(ids) > 1 else len(ids)
+    tail = ids[len(ids) - n:]
+    step = min(512, block_size)
+    return [tail[i:i + step] for i in range(0, len(tail), step)]
+
+
 def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
              op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
     if quant == "int8":
@@ -204,7 +219,8 @@ def _encoder(tokenizer_type: str, path: Path):
 
 def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants: dict[str, str],
                   extra: dict[str, Any], kv_cache: str = "buffer", tokenizer_type: str = "sentencepiece",
-                  tokens: dict[str, int | None] | None = None) -> dict[str, Any]:
+                  tokens: dict[str, int | None] | None = None,
+                  kv_dtype: dict[str, str] | None = None) -> dict[str, Any]:
     cfg = model.cfg
     inputs, outputs = io_names(cfg.n_layer)
     return {
@@ -217,7 +233,8 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
         "tokenizer": {"type": tokenizer_type, "file": tokenizer_file},
         "graphs": {"variants": variants, "default": next((v for v in DEFAULT_ORDER if v in variants), "fp32"),
                    "inputs": inputs, "outputs": outputs, "opset": 17,
-                   "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache]},
+                   "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache],
+                   **({"kv_dtype": kv_dtype} if kv_dtype else {})},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,
                                    repetition_penalty=1.1).to_dict(),
         "reference": "reference.npz",
@@ -311,7 +328,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
                    int8_op_types: Sequence[str] = ("MatMul", "Gather"),
                    int8_exclude: Sequence[str] = (), quant: str = "int8",
-                   val_tokens: int | None = None) -> dict[str, Any]:
+                   val_tokens: int | None = None, kv_int8: bool = False) -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
     `graph` is "torch" (torch.onnx.export of the model code), "fused" (export/graph_fused.py: onnxruntime's
@@ -322,7 +339,9 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
     nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS); its
     least agreement is `int8_min_agree` whatever the format. `val_tokens` bounds the held-out tokens
-    of the perplexity check (default 20 context lengths).
+    of the perplexity check (default 20 context lengths). `kv_int8` gives the quantised variant an int8
+    KV cache (fused graph only; per-channel scales calibrated on the end of `val_text`, which the
+    validation, reading from its start, reaches only when the text is short).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
     encode = _encoder(tokenizer_type, Path(tokenizer))
     tokenizer_file = TOKENIZER_FILES[tokenizer_type]
@@ -341,6 +360,14 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         qfile = f"model.{quant}.onnx"
         quantize(quant, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
                  op_types=int8_op_types, exclude=int8_exclude)
+        kv_dtype = None
+        if kv_int8:
+            if kv_cache != "shared":
+                raise SystemExit("an int8 KV cache needs the fused graph (--graph fused or auto)")
+            calib = calibration_batches(encode(val_text), model.cfg.block_size)
+            graph_fused.int8_kv_cache(stage / qfile, stage / qfile, graph_fused.kv_cache_scales(model, calib))
+            kv_dtype = {quant: "int8"}
+            say(f"[{quant}] int8 KV cache, scales from {sum(map(len, calib))} tokens")
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
         if tokenizer_type == "bpe":  # tokenizers writes pretty JSON; compact is half the size
@@ -366,7 +393,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                  "training": training or {}}
         write_package(stage, text_manifest(model, name, tokenizer_file,
                                            {"fp32": "model.onnx", quant: qfile}, extra, kv_cache,
-                                           tokenizer_type, tokens))
+                                           tokenizer_type, tokens, kv_dtype))
         reports = {}
         for variant in ("fp32", quant):
             rep = validate(stage, model, variant, prompts, val_ids, val_tokens)
@@ -394,10 +421,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                                   "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
         validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
                                    f"{quant}_min_top1_agreement": int8_min_agree}
-        validation["quantisation"] = {quant: QUANT_FORMATS[quant]}
+        validation["quantisation"] = {quant: QUANT_FORMATS[quant] + (KV_INT8_NOTE if kv_dtype else "")}
         write_package(stage, text_manifest(model, name, tokenizer_file, files,
                                            {**extra, "validation": validation}, kv_cache,
-                                           tokenizer_type, tokens))
+                                           tokenizer_type, tokens,
+                                           {v: t for v, t in (kv_dtype or {}).items() if v in files} or None))
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(stage, out)
@@ -429,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-exclude", default="", help="comma-separated node names to keep in float")
     ap.add_argument("--val-tokens", type=int, help="held-out tokens for the perplexity check "
                     "(default: 20 context lengths)")
+    ap.add_argument("--kv-cache-int8", action="store_true",
+                    help="the quantised variant keeps its KV cache in int8 (per-channel scales calibrated on "
+                         "--val-text): a quarter of the bytes a long-context step reads")
     ap.add_argument("--graph", choices=("auto", "fused", "torch"), default="auto",
                     help="fused: onnxruntime's fused attention/norm operators (Llama-style models); "
                          "torch: torch.onnx.export of the model code; auto: fused where it applies")
@@ -461,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                    tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
                    int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
                    int8_op_types=[t for t in args.int8_op_types.split(",") if t],
-                   int8_exclude=[n for n in args.int8_exclude.split(",") if n])
+                   int8_exclude=[n for n in args.int8_exclude.split(",") if n], kv_int8=args.kv_cache_int8)
     return 0
 
 

@@ -28,6 +28,13 @@ rotate-half, as `model_lm.apply_rope`).
 
 `supports` says which configurations the operators cover (head sizes that are multiples of 8); others
 go through `torch.onnx.export`. export_lm validates this graph against PyTorch like any other.
+
+`int8_kv_cache` rewrites such a graph (float or quantised weights) to keep its cache in int8: one scale
+per layer, key/value, head and channel (GroupQueryAttention's PER_CHANNEL mode), fixed at export time by
+`kv_cache_scales` from the model's keys and values on sample text. A decode step reads the whole cache,
+so at long contexts its bytes compete with the weights': the seed configuration's float32 cache is
+11.8 MB at 480 tokens against 24 MB of int8 weights. The operator quantises the new tokens' keys and
+values as it writes them and attends over the dequantised cache.
 """
 
 from __future__ import annotations
@@ -214,3 +221,84 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS, 1)],
                           producer_name="aigc-studio export.graph_fused")
     onnx.save(m, str(path))
+
+
+KV_DTYPES = ("float32", "int8")  # manifest graphs.kv_dtype values (per variant; float32 when absent)
+KV_SCALE_MARGIN = 1.1
+"""Calibrated ranges are widened by this factor, so that text unlike the calibration sample clips less."""
+
+
+def kv_cache_scales(model: TransformerLM, batches: list[list[int]],
+                    margin: float = KV_SCALE_MARGIN) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, the int8 scales (key, value), each (Hkv, D), that cover the keys and values the model
+    computes on the token-id sequences `batches` (with `margin`). With rotary positions a key's channels
+    j and j + D/2 are rotated into each other by the position, so both get the scale of their pair's
+    largest length sqrt(k_j^2 + k_(j+D/2)^2): no position can push a calibrated key past its range."""
+    import torch
+
+    c = model.cfg
+    Hkv, D = c.kv_heads, c.head_dim
+    amax: dict[tuple[int, str], torch.Tensor] = {}
+    hooks = []
+
+    def hook(layer: int, which: str):
+        def fn(_module, _inputs, out):
+            x = out.detach().float().reshape(-1, Hkv, D)
+            if which == "k" and c.pos == "rope":
+                half = D // 2
+                r = torch.sqrt(x[..., :half] ** 2 + x[..., half:] ** 2)
+                x = torch.cat([r, r], dim=-1)
+            m = x.abs().amax(0)
+            key = (layer, which)
+            amax[key] = m if key not in amax else torch.maximum(amax[key], m)
+        return fn
+
+    for i, block in enumerate(model.blocks):
+        hooks += [block.attn.k.register_forward_hook(hook(i, "k")), block.attn.v.register_forward_hook(hook(i, "v"))]
+    try:
+        with torch.no_grad():
+            for ids in batches:
+                model(torch.tensor([ids[: c.block_size]], dtype=torch.long))
+    finally:
+        for h in hooks:
+            h.remove()
+    if not amax:
+        raise ValueError("no calibration tokens")
+
+    def scale(m: torch.Tensor) -> np.ndarray:
+        return (np.maximum(m.numpy(), 1e-6) * margin / 127.0).astype(np.float32)
+
+    return [(scale(amax[(i, "k")]), scale(amax[(i, "v")])) for i in range(c.n_layer)]
+
+
+def int8_kv_cache(src: Path, dst: Path, scales: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Rewrite the fused graph at `src` so that every past/present is int8 with per-channel `scales`
+    (from `kv_cache_scales`, one (key, value) pair of (Hkv, D) arrays per layer); write `dst`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+    gqa = [n for n in g.node if n.op_type == "GroupQueryAttention"]
+    if len(gqa) != len(scales):
+        raise ValueError(f"{src}: {len(gqa)} GroupQueryAttention nodes, {len(scales)} layers of scales")
+    for n in gqa:
+        layer = int(n.input[3].split(".")[1])  # past_key_values.{i}.key
+        k_s, v_s = scales[layer]
+        names = []
+        for which, arr in (("key", k_s), ("value", v_s)):
+            name = f"kv_scale.{layer}.{which}"
+            g.initializer.append(numpy_helper.from_array(arr.reshape(1, *arr.shape).astype(np.float32)[:, :, None],
+                                                         name))
+            names.append(name)
+        ins = list(n.input) + [""] * max(0, 14 - len(n.input))
+        ins[12], ins[13] = names
+        del n.input[:]
+        n.input.extend(ins)
+        n.attribute.extend([helper.make_attribute("k_quant_type", "PER_CHANNEL"),
+                            helper.make_attribute("v_quant_type", "PER_CHANNEL"),
+                            helper.make_attribute("kv_cache_bit_width", 8)])
+    for v in [*g.input, *g.output]:
+        if v.name.startswith(("past_key_values.", "present.")):
+            v.type.tensor_type.elem_type = TensorProto.INT8
+    onnx.save(m, str(dst))

@@ -12,6 +12,10 @@ from the package manifest, and so does the cache layout (`graphs.kv_cache`):
   write-back by the runtime.
 - "concat" (packages without the field): `present` is the past and the new keys/values concatenated.
 
+A graph variant may keep its cache in int8 (`graphs.kv_dtype`, per variant, "float32" when absent; only
+the "shared" layout): the graph quantises keys and values with per-channel scales fixed at export, and the
+runtime only allocates int8 buffers, a quarter of the bytes a step reads at long contexts.
+
 Two things make it fit for completion as the user types:
 - The generator keeps the KV cache of the last call and reuses the longest common token prefix on the
   next one, so a keystroke costs only the tokens that changed.
@@ -64,6 +68,7 @@ class GenerationStats:
 
 
 KV_LAYOUTS = ("concat", "buffer", "shared")
+KV_DTYPES = {"float32": np.float32, "int8": np.int8}  # manifest graphs.kv_dtype[variant]
 PREFILL_CHUNK = 128
 """Prompt tokens per model run of a prefill. Shorter runs are faster overall on the CPU (the writer read
 1,379 tokens in 2.0 s in runs of 128, 2.1 s in runs of 64 or 256, 2.9 s at once), and each run is a
@@ -157,6 +162,17 @@ class TextGenerator:
         self.provider = self.session_info.provider
         self.device_note = self.session_info.note
         self.variant = self.session_info.variant
+        kv_dtype = self._io.get("kv_dtype", {}).get(self.variant, "float32")
+        if kv_dtype not in KV_DTYPES or (kv_dtype != "float32" and self._kv_layout != "shared"):
+            raise PackageError(f"{package.path}: manifest graphs.kv_dtype of variant {self.variant!r} is "
+                               f"{kv_dtype!r}; this version reads {' or '.join(KV_DTYPES)} (int8 only with the "
+                               f"'shared' cache layout)")
+        self.kv_dtype = KV_DTYPES[kv_dtype]
+        onnx_type = {"float32": "tensor(float)", "int8": "tensor(int8)"}[kv_dtype]
+        past_types = {i.type for i in self._session.get_inputs() if i.name.startswith("past_key_values.")}
+        if past_types - {onnx_type}:
+            raise PackageError(f"{package.path}: the {self.variant} graph's cache is {', '.join(sorted(past_types))}, "
+                               f"but the manifest says {kv_dtype} (graphs.kv_dtype)")
         self._prefix = PrefixIndex(self.tokenizer)
         self._utf8 = Utf8Guard(self.tokenizer)
         self._banned = np.zeros(self.tokenizer.vocab_size, dtype=bool)
@@ -171,7 +187,7 @@ class TextGenerator:
 
     def _empty_kv(self, batch: int = 1) -> KVCache:
         shape = (batch, self.kv_heads, 0, self.head_dim)
-        return KVCache([np.zeros(shape, dtype=np.float32) for _ in range(2 * self.n_layer)], 0)
+        return KVCache([np.zeros(shape, dtype=self.kv_dtype) for _ in range(2 * self.n_layer)], 0)
 
     def _grown(self, kv: KVCache, need: int) -> KVCache:
         """`kv` with room for `need` tokens: the same arrays when they have it, else copies into new
@@ -182,7 +198,7 @@ class TextGenerator:
         B, H, _, D = kv.arrays[0].shape
         arrays = []
         for a in kv.arrays:
-            b = np.zeros((B, H, cap, D), dtype=np.float32)
+            b = np.zeros((B, H, cap, D), dtype=a.dtype)
             b[:, :, :kv.length] = a[:, :, :kv.length]
             arrays.append(b)
         return KVCache(arrays, kv.length)

@@ -147,3 +147,95 @@ def test_beam_search_runs_on_the_shared_cache(fused_package) -> None:
     res = gen.complete("She walked to the", SamplingConfig(strategy="beam", num_beams=3, num_return=3,
                                                             max_new_tokens=6))
     assert len(res) == 3 and len({r.token_ids for r in res}) == 3
+
+
+# ----------------------------------------------------------------------------- int8 KV cache
+
+
+def test_kv_scales_cover_the_keys_at_every_position() -> None:
+    """A rotary key's channel pair (j, j + D/2) shares one scale, the pair's largest length: whatever
+    the position rotates it to, the calibrated keys stay inside +-127 steps."""
+    model = _model(120)
+    ids = list(range(3, 60))
+    scales = graph_fused.kv_cache_scales(model, [ids], margin=1.0)
+    assert len(scales) == 2 and scales[0][0].shape == (2, 16) and scales[0][1].shape == (2, 16)
+    k_s, v_s = scales[0]
+    assert np.array_equal(k_s[:, :8], k_s[:, 8:])
+    captured = {}
+    hook = model.blocks[0].attn.k.register_forward_hook(lambda m, i, o: captured.setdefault("k", o.detach()))
+    with torch.no_grad():
+        model(torch.tensor([ids]))
+    hook.remove()
+    k = captured["k"][0].reshape(len(ids), 2, 16).numpy()
+    for angle in np.linspace(0, np.pi, 7):  # any rotation of each pair
+        c, s = np.cos(angle), np.sin(angle)
+        rot = np.concatenate([k[..., :8] * c - k[..., 8:] * s, k[..., 8:] * c + k[..., :8] * s], -1)
+        assert (np.abs(rot) / k_s <= 127 + 1e-3).all()
+    assert np.abs(rot / k_s).max() > 100  # and the range is used, not wasted
+
+
+def test_int8_kv_cache_graph_stays_close_to_float(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = _model(120)
+    path, q = tmp_path / "m.onnx", tmp_path / "m.kv8.onnx"
+    graph_fused.build(model, path)
+    ids = np.arange(3, 40, dtype=np.int64)[None]
+    graph_fused.int8_kv_cache(path, q, graph_fused.kv_cache_scales(model, [ids[0].tolist()]))
+    outs = {}
+    for name, p, dt in (("float", path, np.float32), ("int8", q, np.int8)):
+        s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        assert {i.type for i in s.get_inputs() if i.name.startswith("past")} == {
+            "tensor(float)" if dt is np.float32 else "tensor(int8)"}
+        feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None]}
+        feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), dt) for i in range(2) for w in ("key", "value")})
+        outs[name] = s.run(["logits", "present.0.key"], feed)
+    (lf, kf), (l8, k8) = outs["float"], outs["int8"]
+    assert k8.dtype == np.int8 and np.abs(k8).max() > 100  # the keys are stored as codes
+    spread = lf.max() - lf.min()
+    assert np.abs(l8 - lf).max() < 0.05 * spread
+    assert (l8.argmax(-1) == lf.argmax(-1)).mean() > 0.9
+
+
+def test_export_with_int8_kv_cache_generates_through_the_runtime(tmp_path: Path, fused_package) -> None:
+    _, model = fused_package
+    tok = train_tiny_bpe(tmp_path / "tok")
+    out = tmp_path / "pkg"
+    text = "It is a truth universally acknowledged that she walked to the window. " * 8
+    reports = export_package(model, tok, out, name="kv8", variants=("fp32", "int8"), tokenizer_type="bpe",
+                             tokens={"eos": 0}, int8_min_agree=0.5, fp32_tol=1e-3, verbose=False, quant="int8",
+                             val_text=text, kv_int8=True)
+    m = load_package(out).manifest
+    assert m["graphs"]["kv_dtype"] == {"int8": "int8"}
+    assert "int8 KV cache" in m["validation"]["quantisation"]["int8"]
+    assert reports["int8"]["val_top1_agreement"] >= 0.5
+    gen = TextGenerator(load_package(out), device="cpu", threads=1, variant="int8")
+    assert gen.kv_dtype is np.int8
+    ids = gen.tokenizer.encode("It is a truth universally acknowledged")
+    got = [t for t, _ in gen.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
+    assert len(got) == 8 and gen._cache.kv.arrays[0].dtype == np.int8
+    # the step after a cached prefix gives what a fresh prefill of the same tokens gives
+    fresh = TextGenerator(load_package(out), device="cpu", threads=1, variant="int8")
+    again = [t for t, _ in fresh.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
+    assert again == got
+    fp32 = TextGenerator(load_package(out), device="cpu", threads=1, variant="fp32")
+    assert fp32.kv_dtype is np.float32
+
+
+def test_a_kv_dtype_the_graph_does_not_have_is_refused(tmp_path: Path, fused_package) -> None:
+    import json
+    import shutil
+
+    from aigc_studio.runtime.package import PackageError, write_package
+
+    src, _ = fused_package
+    for kv_dtype, message in (({"fp32": "int8"}, "cache is tensor\\(float\\), but the manifest says int8"),
+                              ({"fp32": "float8"}, "kv_dtype of variant 'fp32' is 'float8'")):
+        pkg = tmp_path / kv_dtype["fp32"]
+        shutil.copytree(src, pkg)
+        m = json.loads((pkg / "manifest.json").read_text())
+        m["graphs"]["kv_dtype"] = kv_dtype
+        del m["files"]
+        write_package(pkg, m)
+        with pytest.raises(PackageError, match=message):
+            TextGenerator(load_package(pkg), device="cpu", variant="fp32")
