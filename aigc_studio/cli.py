@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aigc_studio.core.sampling import FIELDS, STOP_MODES, STRATEGIES, SamplingConfig
+from aigc_studio.core.sampling import FIELDS, PRESETS, STOP_MODES, STRATEGIES, SamplingConfig
 
 DEFAULT_TEXT_MODEL = "writer-tiny"
 SUBCOMMANDS = ("complete", "models", "eval", "generate")
@@ -46,11 +46,29 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     opt("--max-tokens", "max_new_tokens", type=int)
     opt("--seed", "seed", type=int)
     opt("--stop", "stop", choices=STOP_MODES)
+    p.add_argument("--preset", choices=tuple(PRESETS), help="start from the app's preset of that name "
+                   "(" + "; ".join(f"{k}: {_describe_preset(v)}" for k, v in PRESETS.items()) + "); the "
+                   "options above change it (default: greedy, 32 tokens)")
+
+
+def _describe_preset(c: SamplingConfig) -> str:
+    """A short description of decoding settings, e.g. "top-p 0.9, temperature 0.8, repetition penalty 1.1"."""
+    if c.is_beam:
+        return f"beam search, {c.num_beams} beams"
+    if c.is_greedy:
+        parts = ["greedy"]
+    else:
+        first = {"top-p": f"top-p {c.top_p:g}", "top-k": f"top-k {c.top_k}"}.get(c.strategy, "sampling")
+        parts = [first, f"temperature {c.temperature:g}"]
+    if c.repetition_penalty != 1:
+        parts.append(f"repetition penalty {c.repetition_penalty:g}")
+    return ", ".join(parts)
 
 
 def _sampling_config(args: argparse.Namespace) -> SamplingConfig:
     changes = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
-    return SamplingConfig(**changes).validated()
+    base = PRESETS[args.preset] if getattr(args, "preset", None) else SamplingConfig()
+    return base.with_(**changes).validated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "file, against their true second half (greedy by default; --json gives both metrics)")
         ov.add_argument("--passages", type=int, default=50, help="passages spread evenly over the file")
         ov.add_argument("--words", type=int, default=64, help="words per passage: half prompt, half reference")
+    rep = text_eval("repetition", "how much a text model repeats itself: it continues passages of a UTF-8 "
+                    "text file for --tokens tokens (greedy by default, --preset Balanced as Continue) and "
+                    "reports the share of repeated word 4-grams and distinct-2")
+    rep.add_argument("--passages", type=int, default=20, help="passages spread evenly over the file")
+    rep.add_argument("--words", type=int, default=120, help="words of each passage given as the prompt")
+    rep.add_argument("--tokens", type=int, default=200, help="tokens of each continuation")
     fid = esub.add_parser("fid", help="domain FID and KID of an image model: its images against real ones, "
                           "in the feature space of an image-features package")
     fid.add_argument("--model", help="image model package name (default: the default image model)")
@@ -221,6 +245,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_condition(args)
     if args.metric in ("bleu", "rouge"):
         return _eval_overlap(args)
+    if args.metric == "repetition":
+        return _eval_repetition(args)
     return _fail(f"unknown metric {args.metric}")
 
 
@@ -316,6 +342,43 @@ def _eval_overlap(args: argparse.Namespace) -> int:
     else:
         print(f"{head}: ROUGE-1 {rouge['rouge1'] * 100:.2f}, ROUGE-2 {rouge['rouge2'] * 100:.2f}, "
               f"ROUGE-L {rouge['rougeL'] * 100:.2f} (F1, stemmed; {seconds:.1f} s)")
+    return 0
+
+
+def _eval_repetition(args: argparse.Namespace) -> int:
+    """Repeated 4-grams and distinct-2 of long continuations of passages of a file (core.text)."""
+    import time
+
+    from aigc_studio.core.text import distinct_ngrams, passages, repeated_ngrams
+
+    if args.tokens < 1:
+        return _fail("--tokens must be at least 1")
+    parts = passages(read_text_file(args.file), 2 * args.words, args.passages)
+    config = _sampling_config(args).with_(max_new_tokens=args.tokens, num_return=1)
+    if config.is_beam:
+        return _fail("eval repetition streams one continuation; choose a greedy or sampling strategy")
+    if not config.is_greedy and config.seed is None:
+        config = config.with_(seed=0)  # deterministic for a given model and settings
+    gen = _load_generator(args.model, args.variant, threads=args.threads)
+    started = time.perf_counter()
+    texts = ["".join(gen.stream(p.prompt, config)) for p in parts]
+    seconds = time.perf_counter() - started
+    shares = [repeated_ngrams(t, 4) for t in texts]
+    record = {"model": gen.name, "variant": gen.variant, "file": args.file, "passages": len(parts),
+              "prompt_words": args.words, "tokens": args.tokens,
+              "repeated_4grams": round(sum(shares) / len(shares), 4), "worst_repeated_4grams": round(max(shares), 4),
+              "distinct_2": round(distinct_ngrams(texts, 2), 4),
+              "words_per_continuation": round(sum(len(t.split()) for t in texts) / len(texts), 1),
+              "seconds": round(seconds, 1), "config": config.to_dict(),
+              "continuations": [{"start_word": p.start, "text": t} for p, t in zip(parts, texts)]}
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+        return 0
+    print(f"model {gen.name} ({gen.variant}) on {args.file}: {len(parts)} passages, continued for up to "
+          f"{args.tokens} tokens ({_describe_preset(config)}): "
+          f"repeated 4-grams {record['repeated_4grams'] * 100:.1f}% (worst passage "
+          f"{record['worst_repeated_4grams'] * 100:.0f}%), distinct-2 {record['distinct_2'] * 100:.1f}%, "
+          f"{record['words_per_continuation']:.0f} words each ({seconds:.1f} s)")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ABBREVIATIONS", "Passage", "passages", "stop_index"]
+__all__ = ["ABBREVIATIONS", "Passage", "distinct_ngrams", "passages", "repeated_ngrams", "stop_index"]
 
 ABBREVIATIONS: frozenset[str] = frozenset({
     "mr", "mrs", "ms", "mx", "dr", "st", "prof", "sr", "jr", "mt", "rev", "fr", "gen", "col", "capt",
@@ -104,3 +104,24 @@ def passages(text: str, words: int = 64, count: int = 50) -> list[Passage]:
         reference = " ".join(t.strip() for t in tokens[start + half:start + words])
         out.append(Passage(start, prompt, reference))
     return out
+
+
+def _ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    words = text.split()
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def repeated_ngrams(text: str, n: int = 4) -> float:
+    """The share of the word n-grams of `text` that repeat an earlier one (0 for fewer than n words):
+    degenerate loops ("and had been watching the stars again, and had been watching ...") score near 1,
+    ordinary prose near 0."""
+    grams = _ngrams(text, n)
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def distinct_ngrams(texts: list[str], n: int = 2) -> float:
+    """distinct-n (Li et al. 2016): distinct word n-grams over all n-grams of `texts` together."""
+    grams = [g for t in texts for g in _ngrams(t, n)]
+    return len(set(grams)) / len(grams) if grams else 0.0

@@ -26,7 +26,7 @@ from aigc_studio.core.completion import (
     trim_context_start,
     type_through,
 )
-from aigc_studio.core.sampling import SamplingConfig
+from aigc_studio.core.sampling import PRESETS, SamplingConfig
 from aigc_studio.services.completion_service import CompletionService, Suggestion
 from aigc_studio.services.settings import Settings
 
@@ -368,14 +368,22 @@ class SuggestionViewModel(QObject):
         self.dismiss()
         position = source.cursor_position()
         context = self._context(position, self._policy())
-        config = self._config()
+        self._continue_id = self._service.start_continue(context, self.continue_config())
+        self.continuing_changed.emit(True)
+        return True
+
+    def continue_config(self) -> SamplingConfig:
+        """The decoding settings of Continue: the style chosen in the settings ("continue/style", a
+        preset by default, since greedy decoding loops over a long passage) or the Sampling panel's,
+        with the panel's seed, Continue's length and stop, and one sequence streamed token by token."""
+        panel = self._config()
+        style = str(self._settings.value("continue/style"))
+        config = PRESETS[style].with_(seed=panel.seed) if style in PRESETS else panel
         config = config.with_(max_new_tokens=int(self._settings.value("continue/max_new_tokens")),
                               stop=str(self._settings.value("continue/stop")), num_return=1)
         if config.is_beam:
             config = config.with_(strategy="greedy")  # streaming is token by token
-        self._continue_id = self._service.start_continue(context, config)
-        self.continuing_changed.emit(True)
-        return True
+        return config
 
     def stop_continue(self) -> None:
         """Stop Continue before its next token (Esc or the Stop button)."""

@@ -244,3 +244,30 @@ def test_a_cursor_at_rest_in_a_new_place_primes_the_model(qtbot, model: Suggesti
     type_keys(model, source, " s")  # typing asks for suggestions, not primings
     wait_for_ghost(qtbot, model)
     assert generator.primes == [source.text[:-2]]
+
+
+def test_continue_samples_by_default_and_can_follow_the_panel(qtbot, service, settings, source) -> None:
+    """Greedy decoding (the panel's default, right for a few words) loops over a long passage, so
+    Continue uses the Balanced preset unless the settings say otherwise; the panel's seed carries over."""
+    generator = FakeGenerator(lambda prompt: "and so on.")
+    service._worker._generator = generator
+    model = SuggestionViewModel(service, settings)
+    model.attach(source)
+    source.text, source.cursor = "Once upon a time", 16
+    settings.set_value("sampling/seed", 7)
+    settings.set_value("continue/max_new_tokens", 120)
+    with qtbot.waitSignal(model.continue_finished, timeout=5000):
+        assert model.start_continue()
+    sent = generator.calls[-1].config
+    assert (sent.strategy, sent.top_p, sent.temperature, sent.repetition_penalty) == ("top-p", 0.9, 0.8, 1.1)
+    assert (sent.seed, sent.max_new_tokens, sent.num_return) == (7, 120, 1)
+    assert settings.sampling_config().strategy == "greedy"  # the suggestions' settings are untouched
+
+    settings.set_value("continue/style", "panel")
+    settings.set_value("sampling/repetition_penalty", 1.3)
+    with qtbot.waitSignal(model.continue_finished, timeout=5000):
+        assert model.start_continue()
+    sent = generator.calls[-1].config
+    assert (sent.strategy, sent.repetition_penalty, sent.seed, sent.max_new_tokens) == ("greedy", 1.3, 7, 120)
+    settings.set_value("continue/style", "Creative")
+    assert (model.continue_config().top_p, model.continue_config().temperature) == (0.95, 1.1)
