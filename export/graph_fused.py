@@ -223,7 +223,6 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
     onnx.save(m, str(path))
 
 
-KV_DTYPES = ("float32", "int8")  # manifest graphs.kv_dtype values (per variant; float32 when absent)
 KV_SCALE_MARGIN = 1.1
 """Calibrated ranges are widened by this factor, so that text unlike the calibration sample clips less."""
 

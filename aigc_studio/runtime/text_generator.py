@@ -68,7 +68,8 @@ class GenerationStats:
 
 
 KV_LAYOUTS = ("concat", "buffer", "shared")
-KV_DTYPES = {"float32": np.float32, "int8": np.int8}  # manifest graphs.kv_dtype[variant]
+KV_DTYPES = {"float32": (np.float32, "tensor(float)"), "int8": (np.int8, "tensor(int8)")}
+"""manifest graphs.kv_dtype[variant] -> (the cache arrays' dtype, the graph's input type)"""
 PREFILL_CHUNK = 128
 """Prompt tokens per model run of a prefill. Shorter runs are faster overall on the CPU (the writer read
 1,379 tokens in 2.0 s in runs of 128, 2.1 s in runs of 64 or 256, 2.9 s at once), and each run is a
@@ -167,8 +168,7 @@ class TextGenerator:
             raise PackageError(f"{package.path}: manifest graphs.kv_dtype of variant {self.variant!r} is "
                                f"{kv_dtype!r}; this version reads {' or '.join(KV_DTYPES)} (int8 only with the "
                                f"'shared' cache layout)")
-        self.kv_dtype = KV_DTYPES[kv_dtype]
-        onnx_type = {"float32": "tensor(float)", "int8": "tensor(int8)"}[kv_dtype]
+        self.kv_dtype, onnx_type = KV_DTYPES[kv_dtype]
         past_types = {i.type for i in self._session.get_inputs() if i.name.startswith("past_key_values.")}
         if past_types - {onnx_type}:
             raise PackageError(f"{package.path}: the {self.variant} graph's cache is {', '.join(sorted(past_types))}, "
