@@ -113,7 +113,7 @@ class SamplingPanel(QWidget):
         suggestion_layout = QVBoxLayout(suggestion_box)
         suggestion_layout.addWidget(SettingsForm(
             settings, ["completion/enabled", "completion/max_words", "completion/debounce_ms",
-                       "continue/max_new_tokens", "continue/stop"], suggestion_box))
+                       "continue/max_new_tokens", "continue/style", "continue/stop"], suggestion_box))
 
         content = QWidget(self)
         layout = QVBoxLayout(content)

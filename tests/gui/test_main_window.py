@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDoubleSpinBox, QMessageBox
 from aigc_studio.gui.dialogs import RecoveryDialog
 from aigc_studio.services.documents import RecoverySnapshot, RecoveryStore
 from aigc_studio.services.settings import Settings
-from tests.services.fakes import FakeBackend
+from tests.services.fakes import FakeBackend, FakeGenerator
 
 from .conftest import Dialogs, MakeApp
 
@@ -157,6 +157,20 @@ def test_settings_persist_through_the_panel(qtbot, make_app: MakeApp, tmp_path: 
     assert again.value("sampling/strategy") == "beam"
     assert again.value("completion/debounce_ms") == 420
     assert again.matching_preset() == "Precise"
+
+
+def test_continue_decoding_is_chosen_in_the_panel(qtbot, make_app: MakeApp) -> None:
+    """The panel's decoding settings are the suggestions'; Continue's own style sits with its length."""
+    app = make_app(FakeGenerator(lambda prompt: "and then more."))
+    style = app.window.sampling_panel.findChild(QComboBox, "continue_style")
+    assert style.currentData() == "Balanced"
+    style.setCurrentIndex(style.findData("Creative"))
+    assert app.settings.value("continue/style") == "Creative"
+    qtbot.keyClicks(app.window.editor, "Once")
+    with qtbot.waitSignal(app.window.suggestion.continue_finished, timeout=5000):
+        app.window.start_continue()
+    sent = app.generator.calls[-1].config
+    assert (sent.strategy, sent.top_p, sent.temperature) == ("top-p", 0.95, 1.1)
 
 
 def test_gpu_note_is_shown(make_app: MakeApp) -> None:
