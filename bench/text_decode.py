@@ -117,6 +117,20 @@ class Model:
 # ----------------------------------------------------------------------------- the machine
 
 
+def memory_bandwidth_gbs(mb: int = 128, reps: int = 7) -> float:
+    """GB/s of one thread copying `mb` MB with numpy (read + write counted), best of `reps`: a decode
+    step reads its weights once, so on a shared VM this probe tracks how fast the onnxruntime rows can be
+    (this 2-core VM measured 2x apart on one day), and says whether two runs are comparable."""
+    src = np.ones(mb * 1_000_000 // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.nbytes / best / 1e9
+
+
 def machine_info() -> dict:
     import onnxruntime as ort
     import torch
@@ -151,6 +165,7 @@ def machine_info() -> dict:
         "physical_cores": len(cores) or None,
         "usable_cpus": usable,
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "memory_copy_gbs": round(memory_bandwidth_gbs(), 1),
         "os": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -655,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(_no_nan(report), indent=2) + "\n")
     print(f"AIGC Studio text decode benchmark, {info['date']}")
     print(f"machine:  {info['cpu']}; {info['logical_cpus']} logical CPUs, {info['physical_cores'] or '?'} "
-          f"physical cores, {info['usable_cpus']} usable; load average {info['load_average']} at the start")
+          f"physical cores, {info['usable_cpus']} usable; load average {info['load_average']} at the start; "
+          f"one thread copies memory at {info['memory_copy_gbs']} GB/s")
     print(f"software: Python {info['python']}, torch {info['torch']}, onnxruntime {info['onnxruntime']}, "
           f"numpy {info['numpy']}; {info['os']}")
     print(f"settings: batch 1, greedy, CPU; contexts {'/'.join(map(str, s.contexts))}; {s.new_tokens} new "
@@ -694,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['past']:>8} {r['step_ms']:>9.2f} {r['step_no_past_ms']:>9.2f} "
                   f"{r['context_ms']:>13.2f} {r['kv_mb']:>7.1f} {r['kv_copy_ms']:>11.2f}")
     print()
-    print(f"Markdown ({info['date']}, {info['cpu']}, {info['usable_cpus']} CPUs; torch {info['torch']}, "
+    print(f"Markdown ({info['date']}, {info['cpu']}, {info['usable_cpus']} CPUs, memory copy "
+          f"{info['memory_copy_gbs']} GB/s; torch {info['torch']}, "
           f"onnxruntime {info['onnxruntime']}, its threads {'sleeping' if args.no_spin else 'spinning'}):")
     print()
     print(markdown_table(rows, s.contexts))
