@@ -197,14 +197,15 @@ class _GraphSteps:
         self._terminate = threading.Event()
         self._kv_layout = kv_cache
         self.kv_dtype = kv_dtype
+        self._logits_keep = any(i.name == "logits_keep" for i in self._session.get_inputs())
         self._past_names = [f"past_key_values.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
         self._present_names = [f"present.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
 
-    def _run(self, ids, start, kv):
-        return self._impl._run(self, ids, start, kv)
+    def _run(self, ids, start, kv, last_only: bool = False):
+        return self._impl._run(self, ids, start, kv, last_only)
 
-    def _shared_binding(self, past, B: int, T: int):
-        return self._impl._shared_binding(self, past, B, T)
+    def _shared_binding(self, past, B: int, T: int, keep: bool = False):
+        return self._impl._shared_binding(self, past, B, T, keep)
 
     def _empty_kv(self, batch: int = 1):
         return self._impl._empty_kv(self, batch)
@@ -241,7 +242,7 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
         graph_fused.int8_kv_cache(workdir / "model.int8.onnx", workdir / "model.int8kv.onnx",
                                   graph_fused.kv_cache_scales(model, calib))
         files["int8kv"] = "model.int8kv.onnx"
-    inputs, outputs = io_names(cfg.n_layer)
+    inputs, outputs = io_names(cfg.n_layer, logits_keep=kv_cache == "shared")
     # An in-memory package description, so that the session comes from the app's own create_session.
     package = ModelPackage(path=workdir, manifest={
         "name": "seed", "kind": "text-lm",
@@ -328,7 +329,7 @@ def torch_once(model, prompt: np.ndarray, n: int, use_cache: bool) -> tuple[floa
 def ort_once(runner, prompt: np.ndarray, n: int) -> tuple[float, list[float]]:
     """Prefill and n-1 cached steps through the runtime's `_run`, greedy."""
     t0 = time.perf_counter()
-    logits, kv = runner._run(prompt[None].astype(np.int64), 0, runner._empty_kv())
+    logits, kv = runner._run(prompt[None].astype(np.int64), 0, runner._empty_kv(), last_only=True)
     tok = int(logits[0, -1].argmax())
     ttft = time.perf_counter() - t0
     steps, pos = [], len(prompt)

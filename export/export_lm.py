@@ -79,13 +79,14 @@ class _CachedDecoder(torch.nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
-def io_names(n_layer: int) -> tuple[list[str], list[str]]:
+def io_names(n_layer: int, logits_keep: bool = False) -> tuple[list[str], list[str]]:
+    """The graph's input and output names in order; `logits_keep` for the fused graph (graph_fused)."""
     inputs = ["input_ids", "position_ids"]
     outputs = ["logits"]
     for i in range(n_layer):
         inputs += [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
         outputs += [f"present.{i}.key", f"present.{i}.value"]
-    return inputs, outputs
+    return inputs + (["logits_keep"] if logits_keep else []), outputs
 
 
 def export_onnx(model: TransformerLM, path: Path, opset: int = 17, kv_cache: str = "buffer") -> None:
@@ -222,7 +223,7 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
                   tokens: dict[str, int | None] | None = None,
                   kv_dtype: dict[str, str] | None = None) -> dict[str, Any]:
     cfg = model.cfg
-    inputs, outputs = io_names(cfg.n_layer)
+    inputs, outputs = io_names(cfg.n_layer, logits_keep=kv_cache == "shared")  # the fused graph's
     return {
         "name": name,
         "kind": "text-lm",

@@ -12,7 +12,7 @@ weights with about ten nodes a layer. For the Llama-style layout (pre-LN RMSNorm
                 a, present.key, present.value = GroupQueryAttention(qkv, past, rotary cos/sin)
                 h, x = SkipSimplifiedLayerNormalization(MatMul(a, Wo), x, ln2)
                 g, u = Split(MatMul(h, [Wgate | Wup]));  out = MatMul(g * Sigmoid(g) * u, Wdown)
-    logits = MatMul(SkipSimplifiedLayerNormalization(out, x, ln_f), embedding^T)
+    logits = MatMul(SkipSimplifiedLayerNormalization(out, x, ln_f)[last logits_keep positions], embedding^T)
 
 Every other LMConfig option maps onto the same few operators: LayerNorm -> (Skip)LayerNormalization,
 learned positions -> a second Gather added to the embedding (GroupQueryAttention without rotary),
@@ -205,18 +205,25 @@ def build(model: TransformerLM, path: Path, opset: int = 17) -> None:
         skip_norm(pending, resid, "ln_f", pending_b, "hf", "", "/ln_f")
     else:
         plain_norm(resid, "ln_f", "hf", "/ln_f")
+    # Logits of the last `logits_keep` positions only (0 = every position). A prompt's run needs the
+    # last one; computing all would cost the output layer T times.
+    node("Neg", ["logits_keep"], ["logits_from"], "logits_from")
+    node("Slice", ["hf", "logits_from", "i64_end", "i64_axis1"], ["hf_kept"], "logits_kept")
     head = wte.T if c.tie_embeddings else sd["lm_head.weight"].T
-    node("MatMul", ["hf", init("lm_head.weight_t", head)], ["logits"], "/lm_head/MatMul")
+    node("MatMul", ["hf_kept", init("lm_head.weight_t", head)], ["logits"], "/lm_head/MatMul")
 
     kv = ["batch", Hkv, "past_sequence", D]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "sequence"])]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence", c.vocab_size])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "kept", c.vocab_size])]
     for i in range(L):
         for w in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{w}", TensorProto.FLOAT, kv))
             outputs.append(helper.make_tensor_value_info(f"present.{i}.{w}", TensorProto.FLOAT,
                                                          ["batch", Hkv, "total_sequence", D]))
+    # Last, after the cache: a required input (onnxruntime's IOBinding cannot bind an input that has
+    # a default initializer), listed in the manifest (export_lm.io_names(..., logits_keep=True)).
+    inputs.append(helper.make_tensor_value_info("logits_keep", TensorProto.INT64, [1]))
     graph = helper.make_graph(nodes, "decoder", inputs, outputs, inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS, 1)],
                           producer_name="aigc-studio export.graph_fused")

@@ -74,6 +74,8 @@ PREFILL_CHUNK = 128
 """Prompt tokens per model run of a prefill. Shorter runs are faster overall on the CPU (the writer read
 1,379 tokens in 2.0 s in runs of 128, 2.1 s in runs of 64 or 256, 2.9 s at once), and each run is a
 cancellation point whose result the cache keeps."""
+_ONE = np.ones(1, dtype=np.int64)  # logits_keep: the last position
+_ZERO = np.zeros(1, dtype=np.int64)  # logits_keep: every position
 KV_BUCKET = 64  # a "buffer" cache grows by this many slots, so growing (one copy) is rare
 
 
@@ -173,13 +175,15 @@ class TextGenerator:
         if past_types - {onnx_type}:
             raise PackageError(f"{package.path}: the {self.variant} graph's cache is {', '.join(sorted(past_types))}, "
                                f"but the manifest says {kv_dtype} (graphs.kv_dtype)")
+        # Graphs from export/graph_fused.py since 2026-12-02 can compute the last position's logits only.
+        self._logits_keep = "logits_keep" in self._io["inputs"]
         self._prefix = PrefixIndex(self.tokenizer)
         self._utf8 = Utf8Guard(self.tokenizer)
         self._banned = np.zeros(self.tokenizer.vocab_size, dtype=bool)
         self._banned[[i for i in self.tokenizer.special_ids() if i != self.eos_id]] = True
         self._cache = _Cache()
         self._run_options = None
-        self._binding: tuple | None = None  # ((B, T), IOBinding, logits, OrtValues, arrays): _shared_binding
+        self._binding: tuple | None = None  # ((B, T, keep), IOBinding, logits, OrtValues, arrays): _shared_binding
         self._terminate = threading.Event()
         self.last_stats = GenerationStats()
 
@@ -203,10 +207,13 @@ class TextGenerator:
             arrays.append(b)
         return KVCache(arrays, kv.length)
 
-    def _run(self, ids: np.ndarray, start: int, kv: KVCache) -> tuple[np.ndarray, KVCache]:
+    def _run(self, ids: np.ndarray, start: int, kv: KVCache,
+             last_only: bool = False) -> tuple[np.ndarray, KVCache]:
         """Feed `ids` (B, T) at positions start..start+T-1 after `kv` (which holds `start` tokens);
         return logits (B, T, V) and the cache of start+T tokens. In the "buffer" and "shared" layouts the
-        returned cache shares (or grows) `kv`'s arrays: slots from `start` on are overwritten."""
+        returned cache shares (or grows) `kv`'s arrays: slots from `start` on are overwritten.
+        `last_only` asks for the last position's logits, (B, 1, V), where the graph can skip the others
+        (a graph without the `logits_keep` input returns all T)."""
         import onnxruntime as ort
 
         B, T = ids.shape
@@ -227,6 +234,7 @@ class TextGenerator:
             past = kv.valid()
         pos = np.arange(start, start + T, dtype=np.int64)
         ids = ids.astype(np.int64, copy=False)
+        keep = last_only and self._logits_keep and T > 1
         positions = pos[None] if B == 1 else np.ascontiguousarray(np.broadcast_to(pos, (B, T)))
         opts = ort.RunOptions()
         self._run_options = opts
@@ -234,7 +242,7 @@ class TextGenerator:
             raise Cancelled()
         try:
             if layout == "shared":
-                binding, logits = self._shared_binding(past, B, T)
+                binding, logits = self._shared_binding(past, B, T, keep)
                 binding.bind_cpu_input("input_ids", ids)
                 binding.bind_cpu_input("position_ids", positions)
                 self._session.run_with_iobinding(binding, opts)
@@ -243,6 +251,8 @@ class TextGenerator:
                 feed = dict(zip(self._past_names, past))
                 feed["input_ids"] = ids
                 feed["position_ids"] = positions
+                if self._logits_keep:
+                    feed["logits_keep"] = _ONE if keep else _ZERO
                 out = self._session.run(None, feed, opts)
         except Exception as exc:  # onnxruntime raises its own types; a terminate shows up here too
             if self._terminate.is_set():
@@ -257,20 +267,22 @@ class TextGenerator:
                 a[:, :, start:start + T] = new
         return out[0], KVCache(kv.arrays, start + T)
 
-    def _shared_binding(self, past: list[np.ndarray], B: int, T: int):
+    def _shared_binding(self, past: list[np.ndarray], B: int, T: int, keep: bool = False):
         """The IOBinding of a "shared" step: every past/present pair bound to one cache array, logits to a
-        (B, T, V) array. Binding 2 x layers arrays costs about 15 us a layer, so the binding is kept while
+        (B, T, V) array ((B, 1, V) with `keep`: the last position's). Binding 2 x layers arrays costs about 15 us a layer, so the binding is kept while
         the arrays and the step's shape stay the same (every decode step between two cache growths)."""
         import onnxruntime as ort
 
         cached = self._binding
         # the same array objects (held by the cache, so never another array's memory) and step shape
-        if (cached is None or cached[0] != (B, T) or len(cached[4]) != len(past)
+        if (cached is None or cached[0] != (B, T, keep) or len(cached[4]) != len(past)
                 or not all(a is b for a, b in zip(cached[4], past))):
             self._binding = None  # release the old arrays before the new logits buffer is made
             binding = self._session.io_binding()
-            logits = np.empty((B, T, self.vocab_size), dtype=np.float32)
+            logits = np.empty((B, 1 if keep else T, self.vocab_size), dtype=np.float32)
             binding.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+            if self._logits_keep:
+                binding.bind_cpu_input("logits_keep", _ONE if keep else _ZERO)
             values = []
             for name, present, array in zip(self._past_names, self._present_names, past):
                 value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
@@ -278,7 +290,7 @@ class TextGenerator:
                 binding.bind_ortvalue_output(present, value)
                 values.append(value)
             # the arrays are kept with the binding: its pointers stay valid while it is cached
-            self._binding = ((B, T), binding, logits, values, list(past))
+            self._binding = ((B, T, keep), binding, logits, values, list(past))
         return self._binding[1], self._binding[2]
 
     def terminate(self) -> None:
@@ -345,7 +357,7 @@ class TextGenerator:
         pos = common
         while True:
             end = min(len(ids), pos + PREFILL_CHUNK)
-            logits, kv = self._run(np.asarray([ids[pos:end]], dtype=np.int64), pos, kv)
+            logits, kv = self._run(np.asarray([ids[pos:end]], dtype=np.int64), pos, kv, last_only=True)
             last = logits[0, -1].astype(np.float32)
             self._cache = _Cache(ids=list(ids[:end]), kv=kv, last_logits=last)
             pos = end

@@ -51,7 +51,7 @@ def test_graph_is_small_and_matches_pytorch(tmp_path: Path) -> None:
     assert len(g.node) < 15 * 2 + 20  # about ten nodes a layer, against ~330 from torch.onnx.export
     s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ids = np.arange(3, 40, dtype=np.int64)[None]
-    feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None]}
+    feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None], "logits_keep": np.zeros(1, np.int64)}
     feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), np.float32)
                  for i in range(2) for w in ("key", "value")})
     logits, k0 = s.run(["logits", "present.0.key"], feed)
@@ -87,7 +87,8 @@ def test_other_layouts_match_pytorch_with_a_past(tmp_path: Path, cfg: dict) -> N
              for i in range(c.n_layer) for w in ("key", "value")}
     got = []
     for start, stop in ((0, 6), (6, 7), (7, 10)):  # prompt, one step, a continuation of three tokens
-        feed = {"input_ids": ids[:, start:stop], "position_ids": np.arange(start, stop)[None], **cache}
+        feed = {"input_ids": ids[:, start:stop], "position_ids": np.arange(start, stop)[None], **cache,
+                "logits_keep": np.zeros(1, np.int64)}
         out = s.run(None, feed)
         got.append(out[0])
         cache = dict(zip(cache, out[1:]))  # unbound present = the buffer with the new slots filled in
@@ -187,7 +188,7 @@ def test_int8_kv_cache_graph_stays_close_to_float(tmp_path: Path) -> None:
         s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
         assert {i.type for i in s.get_inputs() if i.name.startswith("past")} == {
             "tensor(float)" if dt is np.float32 else "tensor(int8)"}
-        feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None]}
+        feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None], "logits_keep": np.zeros(1, np.int64)}
         feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), dt) for i in range(2) for w in ("key", "value")})
         outs[name] = s.run(["logits", "present.0.key"], feed)
     (lf, kf), (l8, k8) = outs["float"], outs["int8"]
@@ -239,3 +240,39 @@ def test_a_kv_dtype_the_graph_does_not_have_is_refused(tmp_path: Path, fused_pac
         write_package(pkg, m)
         with pytest.raises(PackageError, match=message):
             TextGenerator(load_package(pkg), device="cpu", variant="fp32")
+
+
+def test_a_prompt_run_computes_the_last_positions_logits_only(tmp_path: Path, fused_package) -> None:
+    """`logits_keep` makes a prompt's run skip the output layer for all but its last position, in every
+    variant of the package; 0 gives every position (what scoring needs)."""
+    import onnxruntime as ort
+
+    model = _model(120)
+    path = tmp_path / "m.onnx"
+    graph_fused.build(model, path)
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in s.get_inputs()][-1] == "logits_keep"
+    ids = np.arange(3, 20, dtype=np.int64)[None]
+    feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None]}
+    feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), np.float32) for i in range(2) for w in ("key", "value")})
+    every = s.run(["logits"], {**feed, "logits_keep": np.zeros(1, np.int64)})[0]
+    last = s.run(["logits"], {**feed, "logits_keep": np.ones(1, np.int64)})[0]
+    assert every.shape == (1, 17, 120) and last.shape == (1, 1, 120)
+    assert np.abs(last[0, 0] - every[0, -1]).max() < 1e-5
+
+    tok = train_tiny_bpe(tmp_path / "tok")
+    for variant in ("fp32", "q4"):
+        pkg = tmp_path / variant
+        export_package(fused_package[1], tok, pkg,
+                       name="keep", variants=(variant,) if variant == "fp32" else ("fp32", variant),
+                       tokenizer_type="bpe", tokens={"eos": 0}, int8_min_agree=0.0, fp32_tol=1e-3,
+                       verbose=False, quant="q4", val_text="She walked to the window. " * 8)
+        gen = TextGenerator(load_package(pkg), device="cpu", threads=1, variant=variant)
+        assert gen._logits_keep
+        ids = gen.tokenizer.encode("It is a truth universally acknowledged that she walked")
+        full, _ = gen._run(np.asarray([ids]), 0, gen._empty_kv())
+        kept, kv = gen._run(np.asarray([ids]), 0, gen._empty_kv(), last_only=True)
+        assert kept.shape == (1, 1, full.shape[-1]) and kv.length == len(ids)
+        assert np.abs(kept[0, 0] - full[0, -1]).max() < 1e-4
+        step, _ = gen._run(np.asarray([[int(kept[0, 0].argmax())]]), len(ids), kv, last_only=True)
+        assert step.shape == (1, 1, full.shape[-1])  # a one-token step is unchanged
