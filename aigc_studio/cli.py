@@ -47,22 +47,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     opt("--seed", "seed", type=int)
     opt("--stop", "stop", choices=STOP_MODES)
     p.add_argument("--preset", choices=tuple(PRESETS), help="start from the app's preset of that name "
-                   "(" + "; ".join(f"{k}: {_describe_preset(v)}" for k, v in PRESETS.items()) + "); the "
+                   "(" + "; ".join(f"{k}: {v.describe()}" for k, v in PRESETS.items()) + "); the "
                    "options above change it (default: greedy, 32 tokens)")
-
-
-def _describe_preset(c: SamplingConfig) -> str:
-    """A short description of decoding settings, e.g. "top-p 0.9, temperature 0.8, repetition penalty 1.1"."""
-    if c.is_beam:
-        return f"beam search, {c.num_beams} beams"
-    if c.is_greedy:
-        parts = ["greedy"]
-    else:
-        first = {"top-p": f"top-p {c.top_p:g}", "top-k": f"top-k {c.top_k}"}.get(c.strategy, "sampling")
-        parts = [first, f"temperature {c.temperature:g}"]
-    if c.repetition_penalty != 1:
-        parts.append(f"repetition penalty {c.repetition_penalty:g}")
-    return ", ".join(parts)
 
 
 def _sampling_config(args: argparse.Namespace) -> SamplingConfig:
@@ -375,7 +361,7 @@ def _eval_repetition(args: argparse.Namespace) -> int:
         print(json.dumps(record, ensure_ascii=False, indent=2))
         return 0
     print(f"model {gen.name} ({gen.variant}) on {args.file}: {len(parts)} passages, continued for up to "
-          f"{args.tokens} tokens ({_describe_preset(config)}): "
+          f"{args.tokens} tokens ({config.describe()}): "
           f"repeated 4-grams {record['repeated_4grams'] * 100:.1f}% (worst passage "
           f"{record['worst_repeated_4grams'] * 100:.0f}%), distinct-2 {record['distinct_2'] * 100:.1f}%, "
           f"{record['words_per_continuation']:.0f} words each ({seconds:.1f} s)")

@@ -318,6 +318,20 @@ class SamplingConfig:
             return DEFAULT_TOP_K
         return self.top_k
 
+    def describe(self) -> str:
+        """The strategy in a few words, e.g. "top-p 0.9, temperature 0.8, repetition penalty 1.1"."""
+        if self.is_beam:
+            return f"beam search, {self.num_beams} beams"
+        if self.is_greedy:
+            parts = ["greedy"]
+        else:
+            first = {"top-p": f"top-p {self.effective_top_p:g}",
+                     "top-k": f"top-k {self.effective_top_k}"}.get(self.strategy, "sampling")
+            parts = [first, f"temperature {self.temperature:g}"]
+        if self.repetition_penalty != 1:
+            parts.append(f"repetition penalty {self.repetition_penalty:g}")
+        return ", ".join(parts)
+
     @property
     def effective_top_p(self) -> float:
         """The top-p filter in force when sampling (1.0 = off); "top-p" turns 1.0 into 0.9."""

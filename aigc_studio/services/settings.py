@@ -182,8 +182,8 @@ OPTIONS: dict[str, Option] = _options(
     Option("continue/style", str, "Balanced", "Continue decoding",
            "How Continue picks its words. Suggestions are a few words and are best predictable "
            "(the Sampling panel, greedy by default), but a long passage decoded greedily soon repeats "
-           "itself: by default Continue samples (Balanced: top-p 0.9, temperature 0.8, repetition "
-           "penalty 1.1; Creative: top-p 0.95, temperature 1.1). The panel's seed applies either way.",
+           f"itself: by default Continue samples (Balanced: {PRESETS['Balanced'].describe()}; "
+           f"Creative: {PRESETS['Creative'].describe()}). The panel's seed applies either way.",
            choices=("Balanced", "Creative", "panel"),
            choice_titles=("Balanced", "Creative", "As the Sampling panel")),
     Option("model/name", str, "", "Model",

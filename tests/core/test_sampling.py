@@ -389,3 +389,11 @@ def test_probabilities_match_what_is_drawn() -> None:
     np.testing.assert_allclose(probs, [0.625, 0.375, 0.0])
     greedy = Sampler(SamplingConfig()).probabilities(np.array([0.0, 2.0, 1.0]))
     np.testing.assert_array_equal(greedy, [0.0, 1.0, 0.0])
+
+
+def test_describe_says_what_the_strategy_does() -> None:
+    assert PRESETS["Balanced"].describe() == "top-p 0.9, temperature 0.8, repetition penalty 1.1"
+    assert PRESETS["Precise"].describe() == "beam search, 4 beams"
+    assert SamplingConfig().describe() == "greedy"
+    assert SamplingConfig(strategy="top-k", temperature=0.7).describe() == "top-k 40, temperature 0.7"
+    assert SamplingConfig(strategy="sample", temperature=0.0).describe() == "greedy"  # arg-max at 0
