@@ -9,6 +9,8 @@ incomplete, constraining the first tokens of a completion to extend a half-typed
 
 from __future__ import annotations
 
+import bisect
+
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -163,27 +165,30 @@ class PrefixIndex:
     badly. Prefix tokens are the fallback for words that no single token covers."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
-        self._bytes = [tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)]
-        by_first: dict[int, list[int]] = {}
-        for i, b in enumerate(self._bytes):
+        token_bytes = [tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)]
+        # Tokens sorted by their bytes: those that start with `rest` are one slice of this order.
+        self._order = np.asarray(sorted(range(len(token_bytes)), key=token_bytes.__getitem__),
+                                 dtype=np.int64)
+        self._sorted = [token_bytes[i] for i in self._order]
+        self._by_bytes: dict[bytes, list[int]] = {}
+        for i, b in enumerate(token_bytes):
             if b:
-                by_first.setdefault(b[0], []).append(i)
-        self._by_first = {k: np.asarray(v) for k, v in by_first.items()}
+                self._by_bytes.setdefault(b, []).append(i)
         self.vocab_size = tokenizer.vocab_size
 
     def allowed(self, rest: bytes, prefer_covering: bool = True) -> np.ndarray:
         """Boolean mask (V,) of tokens compatible with `rest` (which must be non-empty)."""
-        covering = np.zeros(self.vocab_size, dtype=bool)
-        prefixes = np.zeros(self.vocab_size, dtype=bool)
-        for i in self._by_first.get(rest[0], ()):
-            b = self._bytes[i]
-            if b.startswith(rest):
-                covering[i] = True
-            elif rest.startswith(b):
-                prefixes[i] = True
-        if prefer_covering and covering.any():
-            return covering
-        return covering | prefixes
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        lo = bisect.bisect_left(self._sorted, rest)
+        stripped = rest.rstrip(b"\xff")  # the first byte string after every one that starts with rest
+        hi = (bisect.bisect_left(self._sorted, stripped[:-1] + bytes([stripped[-1] + 1]))
+              if stripped else len(self._sorted))
+        mask[self._order[lo:hi]] = True
+        if prefer_covering and lo < hi:
+            return mask
+        for k in range(1, len(rest)):
+            mask[self._by_bytes.get(rest[:k], [])] = True
+        return mask
 
 
 def utf8_pending(data: bytes) -> int:

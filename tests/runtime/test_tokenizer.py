@@ -51,6 +51,28 @@ def test_prefix_index_prefers_tokens_that_cover_the_typed_rest(tiny_text_package
     assert index.allowed(odd.encode()).any()
 
 
+def test_prefix_index_equals_a_scan_of_the_vocabulary(tiny_text_package: Path) -> None:
+    tok = load_tokenizer(load_package(tiny_text_package))
+    index = PrefixIndex(tok)
+    vocab = [tok.token_bytes(i) for i in range(tok.vocab_size)]
+
+    def scan(rest: bytes, prefer_covering: bool) -> list[int]:
+        covering = [i for i, b in enumerate(vocab) if b and b.startswith(rest)]
+        if prefer_covering and covering:
+            return covering
+        return sorted(covering + [i for i, b in enumerate(vocab) if b and rest.startswith(b)
+                                  and not b.startswith(rest)])
+
+    rng = random.Random(3)
+    rests = [b" th", b"\xff", b"a\xff\xff", "é".encode()[:1], " café".encode(), b"\n", b" zzqx"]
+    rests += [rng.choice([b for b in vocab if b]) + bytes(rng.choices(range(256), k=rng.randint(0, 2)))
+              for _ in range(150)]
+    rests += [random_text(rng, rng.randint(1, 4)).encode() for _ in range(50)]
+    for rest in rests:
+        for prefer in (True, False):
+            assert index.allowed(rest, prefer).nonzero()[0].tolist() == scan(rest, prefer), rest
+
+
 def test_utf8_pending() -> None:
     assert utf8_pending(b"abc") == 0
     assert utf8_pending("é".encode()[:1]) == 1
