@@ -18,7 +18,8 @@ runtime only allocates int8 buffers, a quarter of the bytes a step reads at long
 
 Two things make it fit for completion as the user types:
 - The generator keeps the KV cache of the last call and reuses the longest common token prefix on the
-  next one, so a keystroke costs only the tokens that changed.
+  next one, so a keystroke costs only the tokens that changed; with it the logits after the prompt and
+  the generated tokens, so a call that walks the last call's tokens again needs no model run for them.
 - A prompt that ends inside a word is handled by backing off its last token(s) and constraining the
   first generated tokens to re-type those characters, which the returned text then leaves out.
 """
@@ -110,11 +111,28 @@ class KVCache:
         return KVCache([a[rows] for a in self.arrays], self.length)
 
 
+LOGITS_MEMO = 32
+"""Positions of a call's generated path whose logits the cache keeps (besides the prompt's end), so that
+the next keystroke's call walks the same tokens again without model runs (at most 32 x V floats)."""
+
+
 @dataclass
 class _Cache:
+    """The KV cache of the last call's tokens `ids`, and the logits known after some of its prefixes:
+    `logits[n]` is the next-token distribution after ids[:n] (the prompt's end and the generated
+    path's first LOGITS_MEMO positions)."""
+
     ids: list[int] = field(default_factory=list)
     kv: KVCache | None = None  # batch 1
-    last_logits: np.ndarray | None = None
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def logits_after(self, ids: Sequence[int]) -> np.ndarray | None:
+        """The logits after `ids` if they are a prefix of the cache's tokens whose logits are known."""
+        n = len(ids)
+        found = self.logits.get(n)
+        if found is None or n > len(self.ids) or self.ids[:n] != list(ids):
+            return None
+        return found
 
 
 def _utf8_complete_prefix(data: bytes) -> int:
@@ -342,9 +360,11 @@ class TextGenerator:
         checked between runs (a cancelled prefill leaves its part for the next call)."""
         cache = self._cache
         common = self._cached_prefix(ids)
-        if common == len(ids) and common == len(cache.ids) and cache.last_logits is not None:
+        if common == len(ids) and cache.kv is not None and common in cache.logits:
+            # The prompt is a prefix of the cached tokens whose logits are known (the same prompt
+            # again, or a keystroke inside a word: the backed-off prompt is the last one's): no run.
             self.last_stats.reused_tokens = common
-            return cache.last_logits, cache.kv
+            return cache.logits[common], cache.kv.truncated(common)
         common = min(common, len(ids) - 1)  # at least one token is fed to get logits
         if common > 0 and cache.kv is not None:
             kv = cache.kv.truncated(common)  # shares the buffer: the runs below overwrite its tail
@@ -359,7 +379,7 @@ class TextGenerator:
             end = min(len(ids), pos + PREFILL_CHUNK)
             logits, kv = self._run(np.asarray([ids[pos:end]], dtype=np.int64), pos, kv, last_only=True)
             last = logits[0, -1].astype(np.float32)
-            self._cache = _Cache(ids=list(ids[:end]), kv=kv, last_logits=last)
+            self._cache = _Cache(ids=list(ids[:end]), kv=kv, logits={end: last})
             pos = end
             if pos == len(ids):
                 return last, kv
@@ -419,10 +439,14 @@ class TextGenerator:
         self.last_stats = GenerationStats(prompt_tokens=len(ids))
         sampler = Sampler(config)
         ids = list(ids)
+        previous = self._cache  # the last call's path: the same tokens again need no model run
         try:
             self._check(cancel)
             logits, kv = self._prefill(ids, cancel)
             history = list(ids)
+            memo = {len(ids): logits}
+            # No model run yet: the cache's slots after the prompt still hold the last call's path.
+            on_path = previous.kv is not None and self.last_stats.reused_tokens == len(ids)
             typed = 0
             utf8 = Utf8Guard.START
             pos = len(ids)
@@ -452,11 +476,19 @@ class TextGenerator:
                 if counted >= config.max_new_tokens or pos + 1 >= self.context_length:
                     return
                 self._check(cancel)
-                step_logits, kv = self._run(np.asarray([[tok]], dtype=np.int64), pos, kv)
-                logits = step_logits[0, -1]
+                known = previous.logits_after(history) if on_path else None
+                if known is not None and pos + 1 <= previous.kv.length:  # type: ignore[union-attr]
+                    # The last call generated this token here too: its KV slot and logits are kept.
+                    logits, kv = known, KVCache(kv.arrays, pos + 1)
+                else:
+                    on_path = False  # the run below overwrites the old path's slots
+                    step_logits, kv = self._run(np.asarray([[tok]], dtype=np.int64), pos, kv)
+                    logits = step_logits[0, -1]
                 pos += 1
+                if len(memo) <= LOGITS_MEMO:
+                    memo[pos] = logits
                 # The cache now also holds the generated tokens; the next keystroke usually shares them.
-                self._cache = _Cache(ids=history.copy(), kv=kv, last_logits=logits)
+                self._cache = _Cache(ids=history.copy(), kv=kv, logits=memo)
         finally:
             self.last_stats.total_s = time.perf_counter() - t0
 
@@ -572,7 +604,8 @@ class TextGenerator:
             pass
         finally:
             # Beams reorder the cache; keep only the prompt's part for the next request.
-            self._cache = _Cache(ids=list(ids), kv=kv0.truncated(len(ids)), last_logits=logits)
+            self._cache = _Cache(ids=list(ids), kv=kv0.truncated(len(ids)),
+                                 logits={len(ids): logits})
             self.last_stats.total_s = time.perf_counter() - t0
         results, seen = [], set()
         for h in hyps:

@@ -127,6 +127,38 @@ def test_kv_cache_prefix_is_reused_and_results_unchanged(gen: TextGenerator, tin
     assert first
 
 
+def test_a_keystroke_inside_a_word_walks_the_last_path_without_model_runs(
+        gen: TextGenerator, tiny_text_package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[int] = []
+    real_run = gen._run
+
+    def counted(ids: np.ndarray, *args: object, **kwargs: object) -> object:
+        runs.append(ids.shape[1])
+        return real_run(ids, *args, **kwargs)
+
+    monkeypatch.setattr(gen, "_run", counted)
+    fresh = TextGenerator(load_package(tiny_text_package), device="cpu", variant="fp32")
+    gen.reset_cache()
+    first = "".join(gen.stream("A stitch in time sa", GREEDY))
+    first_runs, first_tokens = len(runs), gen.last_stats.new_tokens
+    assert first.startswith("ves nine")
+    runs.clear()
+    # One more letter of the same word: the backed-off prompt is the last call's, and the word's
+    # tokens are those the last call generated, so their logits come from the cache.
+    second = "".join(gen.stream("A stitch in time sav", GREEDY))
+    assert second == "".join(fresh.stream("A stitch in time sav", GREEDY)) == first[1:]
+    assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens
+    assert gen.last_stats.new_tokens == first_tokens
+    assert runs == []  # every token's logits were known: no prompt run, no step
+    assert first_runs == first_tokens  # the prompt's run, then one per token but the last
+    # A letter off the path: the prompt's logits still come from the cache, then runs resume where
+    # the paths part (at the first token here: one step per token but the last).
+    runs.clear()
+    third = "".join(gen.stream("A stitch in time sew", GREEDY))
+    assert third == "".join(fresh.stream("A stitch in time sew", GREEDY)) != second
+    assert runs == [1] * (gen.last_stats.new_tokens - 1)
+
+
 def test_long_prompt_uses_the_last_tokens(gen: TextGenerator) -> None:
     prompt = "A stitch in time saves nine. " * 60 + "The quick brown"
     assert len(gen.tokenizer.encode(prompt)) > 3 * gen.context_length

@@ -37,16 +37,20 @@ def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService) -> No
                           check_params_cb=lambda s: s.state != "loading"):
         service.load_model(ModelChoice("", "cpu", 1))
     config = SamplingConfig(max_new_tokens=12)
-    finals: list[Suggestion] = []
-    for context in ("The quick brown", "The quick brown fox jumps"):
+    def ask(context: str) -> Suggestion:
         with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
                               check_params_cb=lambda s: s.final) as blocker:
             service.request(context, config, immediate=True)
-        finals.append(blocker.args[0])
-    first, second = finals
+        return blocker.args[0]
+
+    first = ask("The quick brown")
     assert first.alternatives and first.alternatives[0].startswith(" fox")
+    second = ask("The quick brown cat sat on")
     assert second.stats.reused_tokens > 0  # the unchanged prefix came from the cache
     assert second.stats.prompt_tokens > second.stats.reused_tokens
+    # Accepting the suggestion: the new text is what the model generated, all of it cached.
+    third = ask("The quick brown cat sat on" + second.alternatives[0])
+    assert third.stats.reused_tokens == third.stats.prompt_tokens > second.stats.prompt_tokens
 
 
 def test_a_corrupt_package_fails_with_its_reason(qtbot, tiny_text_package: Path,
