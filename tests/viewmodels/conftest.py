@@ -1,7 +1,9 @@
-"""View-models are tested under a bare QCoreApplication: no widgets, no QtGui."""
+"""View-models need no widgets: test_view_models_need_no_widgets runs these tests again in a process of
+their own under a bare QCoreApplication (no QtGui, no QtWidgets)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,13 @@ from tests.services.fakes import FakeBackend, FakeGenerator
 
 @pytest.fixture(scope="session")
 def qapp_cls() -> type[QCoreApplication]:
-    return QCoreApplication
+    if os.environ.get("AIGC_INNER"):
+        return QCoreApplication
+    # In a process running the widgets' tests too, one application serves all, whichever directory
+    # comes first: a QCoreApplication made here would abort the first QWidget.
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication
 
 
 @pytest.fixture
