@@ -149,6 +149,7 @@ class SamplingViewModel(QObject):
         super().__init__(parent)
         self._settings = settings
         self._preset = settings.matching_preset()
+        self._applying = False
         settings.changed.connect(self._on_setting_changed)
 
     @property
@@ -170,12 +171,21 @@ class SamplingViewModel(QObject):
         return self._settings.set_value(key, value)
 
     def apply_preset(self, name: str) -> None:
-        """Set the decoding settings of a preset."""
-        self._settings.apply_preset(name)
+        """Set the decoding settings of a preset (one preset_changed, with its name, at the end)."""
+        self._applying = True
+        try:
+            self._settings.apply_preset(name)
+        finally:
+            self._applying = False
+        self._update_preset()
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
         self.value_changed.emit(key, value)
+        if not self._applying:  # halfway through a preset the settings match none
+            self._update_preset()
+
+    def _update_preset(self) -> None:
         preset = self._settings.matching_preset()
         if preset != self._preset:
             self._preset = preset

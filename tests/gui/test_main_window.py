@@ -143,6 +143,7 @@ def test_settings_persist_through_the_panel(qtbot, make_app: MakeApp, tmp_path: 
     assert isinstance(temperature, QDoubleSpinBox)
     strategy = panel.form.editors["sampling/strategy"]
     assert isinstance(strategy, QComboBox)
+    assert panel.preset_combo.currentText() == "Fast"  # the default settings
     strategy.setCurrentIndex(strategy.findData("top-p"))
     temperature.setValue(0.65)
     assert panel.preset_combo.currentText() == "Custom"

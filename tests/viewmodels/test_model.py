@@ -58,7 +58,7 @@ def test_failed_model_has_a_reason(qtbot, tmp_path: Path) -> None:
 
 def test_sampling_presets(qtbot, settings: Settings) -> None:
     sampling = SamplingViewModel(settings)
-    assert sampling.preset == ""
+    assert sampling.preset == "Fast"  # the default settings are the Fast preset
     with qtbot.waitSignal(sampling.preset_changed) as blocker:
         sampling.apply_preset("Balanced")
     assert blocker.args == ["Balanced"]
