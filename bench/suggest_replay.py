@@ -139,7 +139,7 @@ def run(model: str, threads: int, chars: int, rounds: int) -> dict[str, Any]:
             gen, runs = _generator(model, threads, row)
             if not document:
                 document, tokens = _document(gen.tokenizer)
-            _ask(gen, row, context(document), config, policy.max_words, runs)  # the pane's priming
+            gen.prime(context(document), config)  # the pane reads the text where the cursor rests
             if not prompts:  # the app's row decides which keystrokes ask
                 assert row == ROWS[0]
                 text, ghost = document, ""

@@ -135,6 +135,16 @@ class _Cache:
         return found
 
 
+LOGITS_BEHIND = 4
+"""Known logits kept this many positions before a reused prefix's end (the back-off is at most 3 tokens)."""
+
+
+def _recent(logits: dict[int, np.ndarray], end: int) -> dict[int, np.ndarray]:
+    """The entries of a logits memo at positions end - LOGITS_BEHIND .. end (valid for any token list
+    that shares the first `end` tokens)."""
+    return {k: v for k, v in logits.items() if end - LOGITS_BEHIND <= k <= end}
+
+
 def _utf8_complete_prefix(data: bytes) -> int:
     """Length of the longest prefix of `data` that does not end inside a UTF-8 character."""
     n = len(data)
@@ -332,7 +342,13 @@ class TextGenerator:
 
     def _split_prompt(self, prompt: str, reserve: int) -> tuple[list[int], bytes]:
         """Tokens to feed and the bytes the generation must re-type first (the backed-off tail)."""
+        ids, rest, _ = self._split_prompt_tail(prompt, reserve)
+        return ids, rest
+
+    def _split_prompt_tail(self, prompt: str, reserve: int) -> tuple[list[int], bytes, list[int]]:
+        """`_split_prompt`, and the backed-off tokens themselves."""
         ids = self.tokenizer.encode(prompt)
+        full = ids
         rest = b""
         # Back off the last token, and keep backing off while it continues a word, so that the model
         # picks the tokenisation of the whole word itself (at most 3 tokens, 24 bytes).
@@ -349,10 +365,11 @@ class TextGenerator:
             prev = self.tokenizer.token_bytes(ids[-1])
             if not prev or not prev[-1:].isalnum():
                 break
+        tail = full[len(ids):]
         ids = self._window(ids, reserve + 8)
         if not ids and self.eos_id is not None:
             ids = [int(self.eos_id)]  # an empty prompt starts after an end-of-text token
-        return ids, rest
+        return ids, rest, tail
 
     def _prefill(self, ids: list[int], cancel: Cancel = None) -> tuple[np.ndarray, KVCache]:
         """Logits after `ids` (V,) and the KV cache for them (batch 1), reusing the cached prefix. The
@@ -375,11 +392,12 @@ class TextGenerator:
         if self._kv_layout in ("buffer", "shared"):
             kv = self._grown(kv, len(ids))  # room for the whole prompt at once, not one copy per run
         pos = common
+        kept = _recent(cache.logits, common) if common else {}
         while True:
             end = min(len(ids), pos + PREFILL_CHUNK)
             logits, kv = self._run(np.asarray([ids[pos:end]], dtype=np.int64), pos, kv, last_only=True)
             last = logits[0, -1].astype(np.float32)
-            self._cache = _Cache(ids=list(ids[:end]), kv=kv, logits={end: last})
+            self._cache = _Cache(ids=list(ids[:end]), kv=kv, logits={**kept, end: last})
             pos = end
             if pos == len(ids):
                 return last, kv
@@ -393,13 +411,21 @@ class TextGenerator:
         first keystroke there costs only its own tokens. A cancelled priming keeps the runs it finished
         (see `_prefill`). Returns how many of the prompt's tokens the cache holds."""
         config = config.validated()
-        ids, _ = self._split_prompt(prompt, config.max_new_tokens)
+        ids, _, tail = self._split_prompt_tail(prompt, config.max_new_tokens)
         self._terminate.clear()
         self.last_stats = GenerationStats(prompt_tokens=len(ids))
         t0 = time.perf_counter()
         try:
             self._check(cancel)
             self._prefill(ids, cancel)
+            reused = self.last_stats.reused_tokens
+            if tail and len(ids) + len(tail) < self.context_length:
+                # Then the backed-off tokens, keeping the logits at both ends: the next keystroke
+                # either extends the last token (its prompt is `ids`) or starts a new one (its prompt
+                # begins with `ids + tail`), and neither needs a run for what was here already.
+                self._check(cancel)
+                self._prefill(ids + tail, cancel)
+                self.last_stats.reused_tokens = reused  # the figures are the prompt's
         except Cancelled:
             pass
         finally:
@@ -444,7 +470,7 @@ class TextGenerator:
             self._check(cancel)
             logits, kv = self._prefill(ids, cancel)
             history = list(ids)
-            memo = {len(ids): logits}
+            memo = {**_recent(self._cache.logits, len(ids)), len(ids): logits}
             # No model run yet: the cache's slots after the prompt still hold the last call's path.
             on_path = previous.kv is not None and self.last_stats.reused_tokens == len(ids)
             typed = 0

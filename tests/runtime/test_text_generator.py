@@ -268,8 +268,14 @@ def test_prime_makes_the_next_keystroke_cheap(gen: TextGenerator) -> None:
     assert gen.last_stats.reused_tokens == primed
     warm = "".join(gen.stream(PRIME_TEXT + " l", GREEDY))
     assert warm == cold
-    # everything before the word being typed came from the cache
-    assert gen.last_stats.reused_tokens >= primed - 1
+    # Everything before the word being typed came from the cache, with its logits: no prompt run,
+    # whether the keystroke starts a new word (above) or continues the last one.
+    assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens > primed
+    gen.prime(PRIME_TEXT, GREEDY)
+    continued = "".join(gen.stream(PRIME_TEXT + "y", GREEDY))
+    assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens <= primed
+    fresh = TextGenerator(gen.package, device="cpu", threads=1, variant="fp32")
+    assert continued == "".join(fresh.stream(PRIME_TEXT + "y", GREEDY))
 
 
 def test_cancelled_prime_keeps_its_finished_runs(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
