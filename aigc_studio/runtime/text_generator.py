@@ -424,8 +424,10 @@ class TextGenerator:
                 # either extends the last token (its prompt is `ids`) or starts a new one (its prompt
                 # begins with `ids + tail`), and neither needs a run for what was here already.
                 self._check(cancel)
-                self._prefill(ids + tail, cancel)
-                self.last_stats.reused_tokens = reused  # the figures are the prompt's
+                try:
+                    self._prefill(ids + tail, cancel)
+                finally:
+                    self.last_stats.reused_tokens = reused  # the figures are the prompt's
         except Cancelled:
             pass
         finally:
