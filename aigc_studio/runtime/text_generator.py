@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from aigc_studio.core.beam import beam_search
-from aigc_studio.core.sampling import Sampler, SamplingConfig
+from aigc_studio.core.sampling import Sampler, SamplingConfig, process_logits
 from aigc_studio.core.text import stop_index
 from aigc_studio.runtime.package import ModelPackage, PackageError
 from aigc_studio.runtime.session import SessionInfo, create_session
@@ -143,6 +143,13 @@ def _recent(logits: dict[int, np.ndarray], end: int) -> dict[int, np.ndarray]:
     """The entries of a logits memo at positions end - LOGITS_BEHIND .. end (valid for any token list
     that shares the first `end` tokens)."""
     return {k: v for k, v in logits.items() if end - LOGITS_BEHIND <= k <= end}
+
+
+def _log_softmax_at(logits: np.ndarray, token: int) -> float:
+    """log p(token) under softmax(logits)."""
+    lg = logits.astype(np.float64)
+    top = lg.max()
+    return float(lg[token] - top - np.log(np.exp(lg - top).sum()))
 
 
 def _utf8_complete_prefix(data: bytes) -> int:
@@ -570,6 +577,93 @@ class TextGenerator:
                 seen.add(text)
                 results.append(Completion(text, tuple(tokens), score[0] if score else 0.0))
         return results
+
+    def branches(self, prompt: str, config: SamplingConfig, n: int, cancel: Cancel = None,
+                 done: Callable[[str], bool] | None = None) -> list[Completion]:
+        """Up to `n` continuations that start differently: the most likely first tokens (after the
+        config's repetition penalty and the re-typing of a backed-off word), each continued greedily,
+        all in one batch; in that order, so the first is the greedy continuation, and distinct texts. A row stops at
+        end-of-sequence, at `config.max_new_tokens` new tokens, or when `done(text)` says its text is
+        enough. Alternatives to a short suggestion need this: beam search's n-best list mostly shares
+        its first words, which are all a short suggestion shows. A cancelled call returns []."""
+        config = config.validated().with_(strategy="greedy", num_return=1)
+        self._terminate.clear()
+        t0 = time.perf_counter()
+        ids, rest = self._split_prompt(prompt, config.max_new_tokens)
+        self.last_stats = GenerationStats(prompt_tokens=len(ids))
+        sampler = Sampler(config)
+        try:
+            self._check(cancel)
+            logits, kv0 = self._prefill(ids, cancel)
+        except Cancelled:
+            return []
+        allowed = ~self._banned & self._utf8.mask(Utf8Guard.START)
+        if rest:
+            allowed = allowed & self._prefix.allowed(rest)
+        first = process_logits(logits, config, ids, allowed)
+        # Twice as many rows as asked: a first token that spells the start of another's word (" ren"
+        # and " renown") often ends up with the same text, which is dropped.
+        order = [int(t) for t in np.argsort(-first, kind="stable")[:2 * max(1, n)]
+                 if np.isfinite(first[t])]
+        tb = self.tokenizer.token_bytes
+        rows = [[t] for t in order]
+        data = [bytearray(tb(t)) for t in order]
+        utf8 = [self._utf8.advance(Utf8Guard.START, tb(t)) for t in order]
+        logprob = [float(_log_softmax_at(logits, t)) for t in order]
+        finished = [False] * len(order)
+
+        def text_of(i: int) -> str:
+            raw = bytes(data[i][:_utf8_complete_prefix(bytes(data[i]))])
+            return raw[len(rest):].decode("utf-8", errors="replace") if len(raw) >= len(rest) else ""
+
+        def counted(i: int) -> int:  # tokens past the re-typed word count towards the limit
+            n_typed, total = 0, 0
+            for t in rows[i]:
+                n_typed += len(tb(t))
+                total += n_typed > len(rest)
+            return total
+
+        for i in range(len(order)):
+            finished[i] = bool(done and len(data[i]) >= len(rest) and done(text_of(i)))
+        kv, pos = kv0.reordered([0] * len(order)), len(ids)
+        try:
+            while not all(finished) and pos + 1 < self.context_length:
+                self._check(cancel)
+                out, kv = self._run(np.asarray([[r[-1]] for r in rows], dtype=np.int64), pos, kv)
+                pos += 1
+                for i, row in enumerate(rows):
+                    if finished[i]:
+                        continue
+                    mask = ~self._banned & self._utf8.mask(utf8[i])
+                    if len(data[i]) < len(rest):
+                        mask = mask & self._prefix.allowed(rest[len(data[i]):])
+                    step = out[i, -1]
+                    tok = sampler.next_token(step, ids + row, mask)
+                    if tok == self.eos_id:
+                        finished[i] = True
+                        continue
+                    row.append(tok)
+                    logprob[i] += float(_log_softmax_at(step, tok))
+                    data[i] += tb(tok)
+                    utf8[i] = self._utf8.advance(utf8[i], tb(tok))
+                    finished[i] = (counted(i) >= config.max_new_tokens
+                                   or bool(done and len(data[i]) >= len(rest) and done(text_of(i))))
+        except Cancelled:
+            return []
+        finally:
+            # The rows copied the prompt's cache; keep only the prompt's part for the next request.
+            self._cache = _Cache(ids=list(ids), kv=kv0.truncated(len(ids)), logits={len(ids): logits})
+            self.last_stats.new_tokens = max((len(r) for r in rows), default=0)
+            self.last_stats.total_s = time.perf_counter() - t0
+        results, seen = [], set()
+        for i in range(len(order)):
+            text = text_of(i)
+            if config.stop != "none" and (cut := stop_index(text, config.stop)) is not None:
+                text = text[:cut]
+            if text not in seen:
+                seen.add(text)
+                results.append(Completion(text, tuple(rows[i]), logprob[i]))
+        return results[:max(1, n)]
 
     def _beam(self, prompt: str, config: SamplingConfig, cancel: Cancel) -> list[Completion]:
         self._terminate.clear()

@@ -44,6 +44,9 @@ class GeneratorLike(Protocol):
     def complete(self, prompt: str, config: SamplingConfig,
                  cancel: Cancel | None = None) -> Sequence[Any]: ...
 
+    # Optional (the worker falls back to beam search's n-best list without it):
+    # branches(prompt, config, n, cancel, done=None) -> continuations that start differently.
+
 
 @dataclass(frozen=True)
 class ModelChoice:

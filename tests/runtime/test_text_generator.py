@@ -303,3 +303,37 @@ def test_threads_spin_unless_told_not_to(gen: TextGenerator, tiny_text_package: 
     calm = TextGenerator(load_package(tiny_text_package), device="cpu", threads=2, variant="fp32", spin=False)
     assert calm.session_info.session.get_session_options().get_session_config_entry(key) == "0"
     assert "".join(calm.stream("The quick brown", GREEDY)) == "".join(gen.stream("The quick brown", GREEDY))
+
+
+def test_branches_start_differently_and_the_first_is_greedy(gen: TextGenerator, tiny_text_package: Path) -> None:
+    cfg = GREEDY.with_(max_new_tokens=8)
+    greedy = "".join(gen.stream("The quick brown ", cfg))
+    alternatives = gen.branches("The quick brown ", cfg, 3)
+    assert len(alternatives) == 3
+    assert alternatives[0].text == greedy
+    assert len({a.text for a in alternatives}) == 3
+    firsts = [a.token_ids[0] for a in alternatives]
+    assert len(set(firsts)) == 3  # different first tokens, the most likely first
+    ids, rest = gen._split_prompt("The quick brown ", cfg.max_new_tokens)
+    logits, _ = gen._prefill(ids)
+    assert firsts == sorted(firsts, key=lambda t: -logits[t])
+    # Each row is that first token's greedy continuation.
+    fresh = TextGenerator(load_package(tiny_text_package), device="cpu", threads=1, variant="fp32")
+    for alt in alternatives:
+        forced = [t for t, _ in fresh.generate_tokens(ids + [alt.token_ids[0]],
+                                                      cfg.with_(max_new_tokens=len(alt.token_ids) - 1))]
+        assert list(alt.token_ids[1:]) == forced
+
+
+def test_branches_retype_a_word_being_typed_and_stop_when_done(gen: TextGenerator) -> None:
+    alternatives = gen.branches("A stitch in time sa", GREEDY.with_(max_new_tokens=10), 4,
+                                done=lambda text: len(text.split()) >= 2)
+    assert alternatives
+    for alt in alternatives:
+        raw = b"".join(gen.tokenizer.token_bytes(t) for t in alt.token_ids)
+        assert raw.startswith(b" sa")  # every row re-types what was typed, which the text leaves out
+        assert not alt.text.startswith(" ")
+        assert len(alt.text.split()) <= 2
+    assert alternatives[0].text == "".join(gen.stream("A stitch in time sa", GREEDY.with_(
+        max_new_tokens=10)))[:len(alternatives[0].text)]
+    assert gen.branches("A stitch", GREEDY, 3, cancel=lambda: True) == []

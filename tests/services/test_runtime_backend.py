@@ -53,6 +53,26 @@ def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService) -> No
     assert third.stats.reused_tokens == third.stats.prompt_tokens > second.stats.prompt_tokens
 
 
+def test_alternatives_start_differently(qtbot, service: CompletionService) -> None:
+    """Alt+] with greedy settings: suggestions that differ in what they show, greedy's first."""
+    with qtbot.waitSignal(service.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state != "loading"):
+        service.load_model(ModelChoice("", "cpu", 1))
+    config = SamplingConfig(max_new_tokens=12)
+    context = "A stitch in time saves nine. The quick brown "
+    with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
+                          check_params_cb=lambda s: s.final) as blocker:
+        service.request(context, config, immediate=True)
+    shown = blocker.args[0].alternatives[0]
+    with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
+                          check_params_cb=lambda s: s.final) as blocker:
+        service.request(context, config, alternatives=3, immediate=True)
+    alternatives = blocker.args[0].alternatives
+    assert alternatives[0] == shown
+    assert len(alternatives) == 3 and len(set(alternatives)) == 3
+    assert len({a.split()[0] for a in alternatives}) == 3  # they differ from the first word
+
+
 def test_a_corrupt_package_fails_with_its_reason(qtbot, tiny_text_package: Path,
                                                  tmp_path: Path) -> None:
     broken = tmp_path / "models" / tiny_text_package.name
