@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.counts_label = QLabel("0 words \u00b7 0 characters")
         self.counts_label.setObjectName("countsLabel")
+        self._showing_alternatives = False  # the status bar says which alternative is shown
         self.latency_label = QLabel("")
         self.latency_label.setObjectName("latencyLabel")
         self.latency_label.setToolTip("How long the model took to produce the last suggestion's "
@@ -271,6 +272,7 @@ class MainWindow(QMainWindow):
         self.suggestion.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
         self.suggestion.continuing_changed.connect(self._on_continuing_changed)
         self.suggestion.continue_finished.connect(self._on_continue_finished)
+        self.suggestion.changed.connect(self._on_suggestion_changed)
         self.continue_bar.stop_button.clicked.connect(self.suggestion.stop_continue)
         self.settings.changed.connect(self._on_setting_changed)
 
@@ -313,6 +315,19 @@ class MainWindow(QMainWindow):
     @Slot(int, int)
     def _on_counts_changed(self, words: int, characters: int) -> None:
         self.counts_label.setText(f"{words:,} words \u00b7 {characters:,} characters")
+
+    @Slot()
+    def _on_suggestion_changed(self) -> None:
+        """While several alternatives are known, the status bar says which one is shown."""
+        model = self.suggestion
+        count = len(model.alternatives)
+        if model.visible and count > 1:
+            self.statusBar().showMessage(f"Suggestion {model.index + 1} of {count} "
+                                         f"(Alt+] next, Alt+[ previous)")
+            self._showing_alternatives = True
+        elif self._showing_alternatives:
+            self.statusBar().clearMessage()
+            self._showing_alternatives = False
 
     @Slot(float)
     def _on_latency_changed(self, seconds: float) -> None:

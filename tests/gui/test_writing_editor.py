@@ -103,7 +103,8 @@ def test_typing_through_keeps_the_rest(qtbot, make_app: MakeApp) -> None:
 
 
 def test_alt_bracket_cycles_alternatives(qtbot, make_app: MakeApp) -> None:
-    editor = make_app().window.editor
+    window = make_app().window
+    editor = window.editor
     qtbot.keyClicks(editor, "The")
     wait_for_ghost(qtbot, editor)
     qtbot.keyClick(editor, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.AltModifier)
@@ -111,10 +112,15 @@ def test_alt_bracket_cycles_alternatives(qtbot, make_app: MakeApp) -> None:
     assert editor.suggestion.ghost == " variant 1"
     qtbot.keyClick(editor, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.AltModifier)
     assert editor.suggestion.ghost == " variant 2"
+    count = len(editor.suggestion.alternatives)
+    assert window.statusBar().currentMessage().startswith(f"Suggestion 3 of {count}")
     qtbot.keyClick(editor, Qt.Key.Key_BracketLeft, Qt.KeyboardModifier.AltModifier)
     qtbot.keyClick(editor, Qt.Key.Key_BracketLeft, Qt.KeyboardModifier.AltModifier)
     assert editor.suggestion.ghost == SUGGESTION
     assert editor.toPlainText() == "The"
+    assert window.statusBar().currentMessage().startswith(f"Suggestion 1 of {count}")
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert window.statusBar().currentMessage() == ""
 
 
 def test_alt_backslash_asks_now_then_longer(qtbot, make_app: MakeApp) -> None:
