@@ -103,3 +103,22 @@ def test_the_writer_loops_when_greedy_and_not_with_continues_default() -> None:
                 for i, p in enumerate(prompts)]
     assert min(greedy) > 0.3, greedy
     assert max(balanced) < 0.1, balanced
+
+
+def test_the_writers_alternatives_differ_where_the_beams_do_not() -> None:
+    """Why Alt+] asks `branches`: the writer's 4-best beams agree on a short suggestion's words."""
+    from aigc_studio.core.completion import is_settled, trim_suggestion
+    from aigc_studio.core.sampling import SamplingConfig
+    from aigc_studio.runtime.text_generator import TextGenerator
+
+    gen = TextGenerator(ModelRegistry().load("writer"), device="cpu")
+    context = ("It is a truth universally acknowledged, that a single man in possession of a good "
+               "fortune, must be in want of a wife. She was a woman of ")
+    beams = gen.complete(context, SamplingConfig(strategy="beam", num_beams=4, num_return=4,
+                                                 max_new_tokens=16))
+    shown = {trim_suggestion(b.text, context, 4) for b in beams}
+    branches = gen.branches(context, SamplingConfig(max_new_tokens=16), 4,
+                            done=lambda raw: is_settled(raw, context, 4))
+    words = [trim_suggestion(b.text, context, 4).split()[0] for b in branches]
+    assert len(shown) < 4
+    assert len(branches) == 4 and len(set(words)) == 4, words
