@@ -184,6 +184,19 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
         assert [c.token_ids for c in a.complete("The quick", beam)] == \
             [c.token_ids for c in b.complete("The quick", beam)]
         assert "".join(a.stream("The quick brown", greedy)) == "".join(b.stream("The quick brown", greedy))
+    # Keystrokes: each layout's cache (its slots and the logits kept along the last call's path, walked
+    # again without runs) gives what a fresh generator of that layout gives.
+    keystrokes = ["The quick bro", "The quick brow", "The quick brown", "The quick brown f", "The quick",
+                  "The quick brown fox"]
+    for layout, gen in gens.items():
+        fresh = TextGenerator(load_package(tmp_path / layout), device="cpu", variant="fp32")
+        gen.reset_cache()
+        for prompt in keystrokes:
+            fresh.reset_cache()
+            text = "".join(gen.stream(prompt, greedy))
+            if prompt == "The quick brow":  # the last call's backed-off prompt: all from the cache
+                assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens
+            assert text == "".join(fresh.stream(prompt, greedy)), (layout, prompt)
 
 
 def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> None:
