@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ui_latency import CONTINUATION, _document  # noqa: E402
+from bench.ui_latency import CONTINUATION, _document, _pct  # noqa: E402
 
 ROWS = ("the app", "without the logits memo", "with the vocabulary scan", "full prefill")
 
@@ -170,13 +170,6 @@ def _note(s: dict[str, list[float]], got: str, want: str, first: float, settled:
         s["runs"].append(n)
     s["settled"].append(settled * 1000)
     s["same"].append(float(got == want))
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def table(result: dict[str, Any]) -> str:
