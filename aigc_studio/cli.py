@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "app's completion policy and keys; deterministic)")
     ks.add_argument("--max-chars", type=int, default=0, help="type only the first N characters")
     ks.add_argument("--max-words", type=int, default=4, help="words per suggestion (the app's default: 4)")
+    ks.add_argument("--alternatives", type=int, default=1, metavar="N",
+                    help="with greedy or beam settings, also offer up to N alternatives as Alt+] does "
+                         "(the likeliest first words, each continued); the writer presses Alt+] until "
+                         "one matches, one key each (default 1: none)")
     for metric, what in (("bleu", "sacrebleu's corpus BLEU"), ("rouge", "ROUGE-1/2/L F1 (rouge-score)")):
         ov = text_eval(metric, f"{what} of a text model continuing the first half of passages of a UTF-8 text "
                        "file, against their true second half (greedy by default; --json gives both metrics)")
@@ -252,9 +256,18 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
     policy = CompletionPolicy(context_chars=max(256, min(1600, max(256, budget * 3))),
                               max_words=args.max_words)
 
+    alternatives = max(1, args.alternatives)
+
     def suggest(context: str) -> list[str]:
+        if alternatives > 1 and (config.is_greedy or config.is_beam):
+            shown = suggest_one(context) if config.is_greedy else []
+            return shown + [c.text for c in gen.branches(
+                context, config, alternatives, done=lambda raw: is_settled(raw, context, policy.max_words))]
         if config.is_beam or config.num_return > 1:
             return [c.text for c in gen.complete(context, config)]
+        return suggest_one(context)
+
+    def suggest_one(context: str) -> list[str]:
         raw, settled = "", False
         for piece in gen.stream(context, config, lambda: settled):  # stop once the cut is final
             raw += piece
@@ -269,7 +282,8 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
               "savings": round(report.saved_fraction, 4), "accepted": report.accepted,
               "accepted_chars": report.accepted_chars, "shown": report.shown, "requests": report.requests,
               "seconds": round(seconds, 2), "config": config.to_dict(),
-              "policy": {"context_chars": policy.context_chars, "max_words": policy.max_words}}
+              "policy": {"context_chars": policy.context_chars, "max_words": policy.max_words},
+              "alternatives": alternatives}
     if args.json:
         print(json.dumps(record, ensure_ascii=False, indent=2))
         return 0

@@ -66,3 +66,15 @@ def test_errors_are_clear(models_env: Path, tmp_path: Path, capsys: pytest.Captu
     bad.write_bytes("caf\xe9".encode("latin-1"))
     assert main(["eval", "keystrokes", "--model", "tiny-writer", str(bad)]) == 2
     assert "not valid UTF-8" in capsys.readouterr().err
+
+
+def test_alternatives_save_more_keystrokes(models_env: Path, text_file: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--alternatives N: the writer cycles with Alt+] (one key each) to an alternative that matches."""
+    one = run_json(["--model", "tiny-writer", str(text_file)], capsys)
+    three = run_json(["--model", "tiny-writer", "--alternatives", "3", str(text_file)], capsys)
+    assert one["alternatives"] == 1 and three["alternatives"] == 3
+    assert three["saved"] >= one["saved"] and three["accepted"] >= one["accepted"]
+    again = run_json(["--model", "tiny-writer", "--alternatives", "3", str(text_file)], capsys)
+    assert {k: v for k, v in three.items() if k != "seconds"} == \
+        {k: v for k, v in again.items() if k != "seconds"}
