@@ -318,16 +318,23 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_suggestion_changed(self) -> None:
-        """While several alternatives are known, the status bar says which one is shown."""
+        """The status bar follows Alt+]: while alternatives are on their way, which one is shown, or
+        that there is no other."""
         model = self.suggestion
         count = len(model.alternatives)
-        if model.visible and count > 1:
-            self.statusBar().showMessage(f"Suggestion {model.index + 1} of {count} "
-                                         f"(Alt+] next, Alt+[ previous)")
+        bar = self.statusBar()
+        if model.finding_alternatives:
+            bar.showMessage("Finding other suggestions\u2026")
+            self._showing_alternatives = True
+        elif model.visible and count > 1:
+            bar.showMessage(f"Suggestion {model.index + 1} of {count} (Alt+] next, Alt+[ previous)")
             self._showing_alternatives = True
         elif self._showing_alternatives:
-            self.statusBar().clearMessage()
             self._showing_alternatives = False
+            if model.visible:
+                bar.showMessage("No other suggestion here", 3000)
+            else:
+                bar.clearMessage()
 
     @Slot(float)
     def _on_latency_changed(self, seconds: float) -> None:

@@ -173,6 +173,11 @@ class SuggestionViewModel(QObject):
         return self._pending is not None
 
     @property
+    def finding_alternatives(self) -> bool:
+        """Whether Alt+] asked for alternatives that have not come yet."""
+        return self._pending is not None and self._pending.kind == "alternatives"
+
+    @property
     def continuing(self) -> bool:
         """Whether Continue is streaming text into the document."""
         return bool(self._continue_id)
@@ -317,6 +322,8 @@ class SuggestionViewModel(QObject):
             context, self._config(), max_words=policy.words(long), long=long,
             alternatives=ALTERNATIVES if kind == "alternatives" else 1, immediate=immediate)
         self._pending = _Pending(request_id, position, kind)
+        if kind == "alternatives":
+            self.changed.emit()  # the view can say that other suggestions are on their way
 
     @Slot(object)
     def _on_suggestion(self, suggestion: Suggestion) -> None:
@@ -332,6 +339,8 @@ class SuggestionViewModel(QObject):
             found = tuple(a for a in suggestion.alternatives if a != current)
             alternatives = ((current,) if current else ()) + found
             index = 1 if current and found else 0
+            if suggestion.final and alternatives == self._alternatives:
+                self.changed.emit()  # nothing new: no longer finding alternatives either
         else:
             alternatives, index = suggestion.alternatives, 0
         if not alternatives:

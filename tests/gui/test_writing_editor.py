@@ -123,6 +123,20 @@ def test_alt_bracket_cycles_alternatives(qtbot, make_app: MakeApp) -> None:
     assert window.statusBar().currentMessage() == ""
 
 
+def test_the_status_bar_follows_alt_bracket(qtbot, make_app: MakeApp) -> None:
+    same = FakeGenerator(delay_s=0.05, alternatives=lambda prompt, count: [SUGGESTION] * count)
+    window = make_app(same).window
+    editor = window.editor
+    qtbot.keyClicks(editor, "The")
+    wait_for_ghost(qtbot, editor)
+    qtbot.keyClick(editor, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.AltModifier)
+    assert editor.suggestion.finding_alternatives  # four model steps of 50 ms are still to come
+    assert window.statusBar().currentMessage() == "Finding other suggestions\u2026"
+    qtbot.waitUntil(lambda: not editor.suggestion.finding_alternatives, timeout=5000)
+    assert window.statusBar().currentMessage() == "No other suggestion here"
+    assert editor.suggestion.ghost == SUGGESTION and len(editor.suggestion.alternatives) == 1
+
+
 def test_alt_backslash_asks_now_then_longer(qtbot, make_app: MakeApp) -> None:
     app = make_app(debounce_ms=1000)
     editor = app.window.editor
