@@ -493,9 +493,7 @@ class TextGenerator:
                 if retyping:
                     allowed = allowed & self._prefix.allowed(retype[typed:])
                 tok = sampler.next_token(logits, history, allowed)
-                lg = logits.astype(np.float64)
-                top = lg.max()
-                logprob = float(lg[tok] - top - np.log(np.exp(lg - top).sum()))
+                logprob = _log_softmax_at(logits, tok)
                 if tok == self.eos_id:
                     return
                 history.append(tok)
@@ -609,22 +607,18 @@ class TextGenerator:
         rows = [[t] for t in order]
         data = [bytearray(tb(t)) for t in order]
         utf8 = [self._utf8.advance(Utf8Guard.START, tb(t)) for t in order]
-        logprob = [float(_log_softmax_at(logits, t)) for t in order]
-        finished = [False] * len(order)
+        logprob = [_log_softmax_at(logits, t) for t in order]
+        # tokens per row that count towards max_new_tokens (re-typing the backed-off word is free)
+        counted = [int(len(d) > len(rest)) for d in data]
 
         def text_of(i: int) -> str:
             raw = bytes(data[i][:_utf8_complete_prefix(bytes(data[i]))])
             return raw[len(rest):].decode("utf-8", errors="replace") if len(raw) >= len(rest) else ""
 
-        def counted(i: int) -> int:  # tokens past the re-typed word count towards the limit
-            n_typed, total = 0, 0
-            for t in rows[i]:
-                n_typed += len(tb(t))
-                total += n_typed > len(rest)
-            return total
+        def enough(i: int) -> bool:  # the caller's policy says the row's text is complete
+            return bool(done and len(data[i]) >= len(rest) and done(text_of(i)))
 
-        for i in range(len(order)):
-            finished[i] = bool(done and len(data[i]) >= len(rest) and done(text_of(i)))
+        finished = [enough(i) for i in range(len(order))]
         kv, pos = kv0.reordered([0] * len(order)), len(ids)
         try:
             while not all(finished) and pos + 1 < self.context_length:
@@ -643,11 +637,11 @@ class TextGenerator:
                         finished[i] = True
                         continue
                     row.append(tok)
-                    logprob[i] += float(_log_softmax_at(step, tok))
+                    logprob[i] += _log_softmax_at(step, tok)
                     data[i] += tb(tok)
+                    counted[i] += len(data[i]) > len(rest)
                     utf8[i] = self._utf8.advance(utf8[i], tb(tok))
-                    finished[i] = (counted(i) >= config.max_new_tokens
-                                   or bool(done and len(data[i]) >= len(rest) and done(text_of(i))))
+                    finished[i] = counted[i] >= config.max_new_tokens or enough(i)
         except Cancelled:
             return []
         finally:

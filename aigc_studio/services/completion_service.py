@@ -215,32 +215,27 @@ class CompletionWorker(QObject):
         words = request.max_words
         context = request.context
         branches = getattr(generator, "branches", None)
+        cancel = lambda: self._cancelled(request.request_id)  # noqa: E731
         if request.alternatives > 1 and config.is_beam and branches is not None:
             # Alternatives to a greedy or beam suggestion: continuations that start differently, as
             # a beam's n-best list mostly agrees on the first words, all that a suggestion shows.
-            limit = request.config.max_new_tokens
-            results = branches(context, request.config, request.alternatives,
-                               lambda: self._cancelled(request.request_id),
+            results = branches(context, request.config, request.alternatives, cancel,
                                done=lambda raw: is_settled(raw, context, words))
-            if self._cancelled(request.request_id):
-                return
-            texts = [trim_suggestion(item.text, context, words,
-                                     finished=len(item.token_ids) < limit
-                                     and not is_settled(item.text, context, words))
-                     for item in results]
-            self.suggestion.emit(Suggestion(request.request_id, _distinct(texts), True,
-                                            time.perf_counter() - started,
-                                            getattr(generator, "last_stats", None), request))
-            return
-        if config.is_beam or config.num_return > 1:
-            results = generator.complete(context, config,
-                                         lambda: self._cancelled(request.request_id))
+            limit = request.config.max_new_tokens
+            # A row that stopped early because its text settled did not finish by itself.
+            ended = lambda item: (len(item.token_ids) < limit  # noqa: E731
+                                  and not is_settled(item.text, context, words))
+        elif config.is_beam or config.num_return > 1:
+            results = generator.complete(context, config, cancel)
+            ended = lambda item: (len(getattr(item, "token_ids", ()))  # noqa: E731
+                                  < config.max_new_tokens)
+        else:
+            results = None
+        if results is not None:
             if self._cancelled(request.request_id):
                 return
             texts = [trim_suggestion(str(getattr(item, "text", item)), context, words,
-                                     finished=len(getattr(item, "token_ids", ())) <
-                                     config.max_new_tokens)
-                     for item in results]
+                                     finished=ended(item)) for item in results]
             self.suggestion.emit(Suggestion(request.request_id, _distinct(texts), True,
                                             time.perf_counter() - started,
                                             getattr(generator, "last_stats", None), request))
