@@ -13,11 +13,14 @@ batch 1, greedy decoding:
                      recomputing the whole window for every token
   torch + KV cache   `TransformerLM.generate(use_cache=True)`: PyTorch eager through `forward_cached`
   onnxruntime fp32   our runtime's model step (`TextGenerator._run`, the session from `create_session`)
-  onnxruntime int8   the same on the dynamically quantised graph (q4/q8: the weight-only 4/8-bit graphs)
-  ... int8 KV cache  the int8 graph keeping its cache in int8 (`export_lm --kv-cache-int8`; seed only:
-                     a package's quantised graph runs with whichever cache its manifest declares)
+  onnxruntime int8   the same on the dynamically quantised graph (onnxruntime's quantize_dynamic)
+  onnxruntime q8     the same on the weight-only 8-bit graph (MatMulNBits blocks of 128, int8 compute;
+                     `export_lm --quant q8`); q4: the 4-bit one
+  ... int8 KV cache  the int8 or q8 graph keeping its cache in int8 (`export_lm --kv-cache-int8`; seed
+                     only: a package's quantised graph runs with whichever cache its manifest declares)
   app loop int8      `TextGenerator.generate_tokens` (sampler, masks, cache bookkeeping included) on the
-                     package's int8 graph, else its q4 or q8 one; only for a model package (tokenizer)
+                     package's default quantised graph (int8, q8 or q4), as the app runs it; only for a
+                     model package (tokenizer)
 
 "seed" is `LMConfig.seed()` with random weights, exported and quantised into a temporary folder. A model
 package (a name the registry knows, or a folder) is run from its own graphs; its PyTorch rows use its
@@ -67,12 +70,13 @@ IMPLS = {  # key: label (the order of the rows)
     "ort-int8": "onnxruntime int8",
     "ort-int8kv": "onnxruntime int8, int8 KV cache",
     "ort-q8": "onnxruntime q8",
+    "ort-q8kv": "onnxruntime q8, int8 KV cache",
     "ort-q4": "onnxruntime q4",
     "app-int8": "app loop int8 (generate_tokens)",
     "app-q8": "app loop q8 (generate_tokens)",
     "app-q4": "app loop q4 (generate_tokens)",
 }
-QUANTISED = ("int8", "q4", "q8")  # the app row runs the first of these that a package has
+QUANTISED = ("int8", "q8", "q4")  # the quantised graphs a package may have (its default one runs the app row)
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Model:
     make_runner: Callable[[str, int], object]       # (variant, threads) -> object with _run/_empty_kv
     variants: tuple[str, ...]
     make_app: Callable[[str, int], object] | None = None  # (variant, threads) -> TextGenerator
+    app_variant: str | None = None  # the graph the app runs (the package's default), if quantised
     notes: list[str] = field(default_factory=list)
 
 
@@ -215,16 +220,16 @@ class _GraphSteps:
 
 
 def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Model:
-    """LMConfig.seed() with random weights; fp32 and int8 graphs exported into `workdir` with the KV-cache
+    """LMConfig.seed() with random weights; fp32, int8 and q8 graphs exported into `workdir` with the KV-cache
     layout `kv_cache`: "shared" (export/graph_fused.py's fused-operator graph, what export_lm writes), or
     "buffer" / "concat" (torch.onnx.export of the model code with either cache layout). With "shared" also
-    the int8 graph with an int8 cache ("int8kv"), its scales calibrated on random ids."""
+    the int8 and q8 graphs with an int8 cache ("int8kv", "q8kv"), its scales calibrated on random ids."""
     import torch
 
     from aigc_studio.runtime.package import ModelPackage
     from aigc_studio.runtime.session import create_session
     from export import graph_fused
-    from export.export_lm import export_onnx, io_names, quantize_int8
+    from export.export_lm import export_onnx, io_names, quantize, quantize_int8
     from export.model_lm import LMConfig, TransformerLM
 
     cfg = LMConfig.seed()
@@ -236,12 +241,14 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
     else:
         export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
     quantize_int8(workdir / "model.onnx", workdir / "model.int8.onnx")
-    files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    quantize("q8", workdir / "model.onnx", workdir / "model.q8.onnx")
+    files = {"fp32": "model.onnx", "int8": "model.int8.onnx", "q8": "model.q8.onnx"}
     if kv_cache == "shared":
         calib = np.random.default_rng(1).integers(4, cfg.vocab_size, size=(4, 512)).tolist()
-        graph_fused.int8_kv_cache(workdir / "model.int8.onnx", workdir / "model.int8kv.onnx",
-                                  graph_fused.kv_cache_scales(model, calib))
-        files["int8kv"] = "model.int8kv.onnx"
+        scales = graph_fused.kv_cache_scales(model, calib)
+        for v in ("int8", "q8"):
+            graph_fused.int8_kv_cache(workdir / f"model.{v}.onnx", workdir / f"model.{v}kv.onnx", scales)
+            files[f"{v}kv"] = f"model.{v}kv.onnx"
     inputs, outputs = io_names(cfg.n_layer, logits_keep=kv_cache == "shared")
     # An in-memory package description, so that the session comes from the app's own create_session.
     package = ModelPackage(path=workdir, manifest={
@@ -252,7 +259,7 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
 
     def runner(variant: str, threads: int) -> _GraphSteps:
         return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant, spin=spin), cfg,
-                           kv_cache, np.int8 if variant == "int8kv" else np.float32)
+                           kv_cache, np.int8 if variant.endswith("kv") else np.float32)
 
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(workdir.glob("*.onnx")))
     params = model.num_params() / 1e6
@@ -291,7 +298,9 @@ def package_model(spec: str, spin: bool = True) -> Model:
     params = model.num_params() / 1e6
     return Model(name=package.name, description=f"{_describe(cfg)}, {params:.1f}M parameters",
                  torch_model=model, vocab_size=cfg.vocab_size, block_size=cfg.block_size,
-                 make_runner=app, variants=variants, make_app=app, notes=notes)
+                 make_runner=app, variants=variants, make_app=app, notes=notes,
+                 app_variant=package.manifest["graphs"].get("default") if package.manifest["graphs"].get(
+                     "default") in QUANTISED else None)
 
 
 def _describe(cfg) -> str:
@@ -403,7 +412,7 @@ def model_tasks(m: Model, s: Settings, threads: int, prompts: dict[int, np.ndarr
         if wanted(f"ort-{variant}"):
             runner = m.make_runner(variant, threads)
             add(f"ort-{variant}", lambda c, r=runner: lambda n: ort_once(r, prompts[c], n))
-    app_variant = next((v for v in QUANTISED if v in m.variants), None)
+    app_variant = m.app_variant or next((v for v in QUANTISED if v in m.variants), None)
     if m.make_app is not None and app_variant and wanted(f"app-{app_variant}"):
         gen = m.make_app(app_variant, threads)
         add(f"app-{app_variant}", lambda c, g=gen: lambda n: app_once(g, prompts[c], n))
@@ -540,7 +549,7 @@ def target_lines(rows: list[dict], contexts: tuple[int, ...]) -> list[str]:
     seed_gen = {r["threads"]: r for r in rows if r["model"] == "seed" and r["impl"] == "seed"}
     out = []
     for r in rows:
-        if r["impl"] not in ("ort-int8", "ort-int8kv", "app-int8"):
+        if r["impl"] not in ("ort-int8", "ort-int8kv", "ort-q8", "ort-q8kv", "app-int8", "app-q8"):
             continue
         sp, flat = r["speedup_vs_seed_generate"], r["ms480_over_ms32"]
         parts = []
@@ -566,7 +575,7 @@ def eager_target_lines(rows: list[dict], contexts: tuple[int, ...]) -> list[str]
     eager = {(r["model"], r["threads"]): r for r in rows if r["impl"] == "torch-kv"}
     out = []
     for r in rows:
-        if r["impl"] not in ("ort-q4", "ort-q8", "app-q4", "app-q8"):
+        if r["impl"] not in ("ort-q4", "ort-q8", "app-q4", "app-q8") or r["model"] == "seed":
             continue
         parts = []
         for k, c in enumerate(contexts):

@@ -10,7 +10,8 @@
    past is a fixed-capacity buffer that the runtime fills in place and `present` holds only the new
    tokens, so a decode step does not copy the cache. `kv_cache="concat"` writes the older layout.
 2. Quantise a copy: int8 with onnxruntime's dynamic quantisation (`quant="int8"`), or weight-only
-   MatMulNBits blocks of 32 (`"q8"`, `"q4"`; q4 also stores the embedding as 4-bit GatherBlockQuantized).
+   MatMulNBits blocks (`"q8"`: 8-bit blocks of 128 with integer zero points; `"q4"`: 4-bit blocks of 32
+   with a float offset per block; embedding tables as GatherBlockQuantized: q8 all of them, q4 a tied one).
 3. Validate both through `aigc_studio.runtime` (the code the app uses): output names, dynamic axes,
    logits within a stated tolerance of PyTorch's for several prompt lengths and past lengths, greedy
    tokens and decoded text equal to PyTorch's (fp32) or their agreement (int8), perplexity on held-out
@@ -44,7 +45,7 @@ from export.train_lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
-DEFAULT_ORDER = ("int8", "q4", "q8", "fp32")  # a package's default graph: its quantised one, for the CPU
+DEFAULT_ORDER = ("q8", "int8", "q4", "fp32")  # a package's default graph: its quantised one, for the CPU
 REFERENCE_MAX_LOGITS = 1 << 18  # reference.npz keeps every position's logits up to this many floats
 TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio.runtime.tokenizer reads both)
     "sentencepiece": "tokenizer.model",  # export/tokenizer_text.py
@@ -159,8 +160,9 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = False,
 
 QUANT_FORMATS = {  # variant -> how its graph is made
     "int8": "dynamic int8 quantisation of MatMul and Gather weights (onnxruntime quantize_dynamic)",
-    "q8": "weight-only 8-bit MatMulNBits, asymmetric blocks of 32 (default zero point plus a float16 "
-          "offset per block), int8 compute; a tied embedding/output matrix stored once (8-bit, symmetric)",
+    "q8": "weight-only 8-bit MatMulNBits, asymmetric blocks of 128 (uint8 zero points; a smaller power of "
+          "two where the input size asks), int8 compute; embedding tables 8-bit symmetric blocks read by "
+          "GatherBlockQuantized, a tied embedding/output matrix stored once",
     "q4": "weight-only 4-bit MatMulNBits, asymmetric blocks of 32 (default zero point plus a float16 "
           "offset per block: a GGUF Q4_1 block maps exactly), int8 compute; a tied embedding/output "
           "matrix stored once at 8 bits (symmetric blocks of 64, read by GatherBlockQuantized and MatMulNBits)",
@@ -170,6 +172,7 @@ QUANT_FORMATS = {  # variant -> how its graph is made
 KV_INT8_NOTE = ("; int8 KV cache (per layer, head and channel scales calibrated on held-out text, "
                 "GroupQueryAttention PER_CHANNEL)")
 CALIBRATION_TOKENS = 4096
+Q8_BLOCK = 128  # q8's block: bigger blocks run faster in MatMulNBits' int8 kernel (docs/design.md)
 
 
 def calibration_batches(ids: Sequence[int], block_size: int, tokens: int = CALIBRATION_TOKENS) -> list[list[int]]:
@@ -186,11 +189,15 @@ def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
              op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
     if quant == "int8":
         quantize_int8(src, dst, per_channel=per_channel, op_types=op_types, exclude=exclude)
-    elif quant in ("q8", "q4"):
+    elif quant == "q4":
         from export.quant_blocks import quantize_graph
 
-        quantize_graph(src, dst, bits=int(quant[1:]), block_size=32, tied_bits=8, tied_block_size=64,
-                       exclude=exclude)
+        quantize_graph(src, dst, bits=4, block_size=32, tied_bits=8, tied_block_size=64, exclude=exclude)
+    elif quant == "q8":  # at 8 bits an integer zero point loses nothing that a float one would keep
+        from export.quant_blocks import quantize_graph
+
+        quantize_graph(src, dst, bits=8, block_size=Q8_BLOCK, tied_bits=8, tied_block_size=Q8_BLOCK,
+                       zero_points="uint8", gather_bits=8, exclude=exclude)
     else:
         raise ValueError(f"unknown quantisation {quant!r} (known: {', '.join(QUANT_FORMATS)})")
 
@@ -328,7 +335,7 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    tokens: dict[str, int | None] | None = None, fp32_tol: float = FP32_TOL,
                    int8_min_agree: float = INT8_MIN_AGREE, int8_per_channel: bool = False,
                    int8_op_types: Sequence[str] = ("MatMul", "Gather"),
-                   int8_exclude: Sequence[str] = (), quant: str = "int8",
+                   int8_exclude: Sequence[str] = (), quant: str | Sequence[str] = "int8",
                    val_tokens: int | None = None, kv_int8: bool = False) -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
@@ -338,12 +345,15 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     `tokens` the special ids for the manifest (default: export/tokenizer_text.py's). `fp32_tol` and
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
-    nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS); its
-    least agreement is `int8_min_agree` whatever the format. `val_tokens` bounds the held-out tokens
+    nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS), or
+    several ("int8", "q8"); each is validated, its least agreement `int8_min_agree` whatever the format. `val_tokens` bounds the held-out tokens
     of the perplexity check (default 20 context lengths). `kv_int8` gives the quantised variant an int8
     KV cache (fused graph only; per-channel scales calibrated on the end of `val_text`, which the
     validation, reading from its start, reaches only when the text is short).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
+    quants = (quant,) if isinstance(quant, str) else tuple(quant)
+    if not quants or any(q not in QUANT_FORMATS for q in quants):
+        raise ValueError(f"quant must name one or more of {', '.join(QUANT_FORMATS)}, not {quant!r}")
     encode = _encoder(tokenizer_type, Path(tokenizer))
     tokenizer_file = TOKENIZER_FILES[tokenizer_type]
     model = model.eval()
@@ -358,17 +368,20 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
             kv_cache = "shared"
         else:
             export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
-        qfile = f"model.{quant}.onnx"
-        quantize(quant, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
-                 op_types=int8_op_types, exclude=int8_exclude)
+        qfiles = {q: f"model.{q}.onnx" for q in quants}
+        for q, qfile in qfiles.items():
+            quantize(q, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
+                     op_types=int8_op_types, exclude=int8_exclude)
         kv_dtype = None
         if kv_int8:
             if kv_cache != "shared":
                 raise SystemExit("an int8 KV cache needs the fused graph (--graph fused or auto)")
             calib = calibration_batches(encode(val_text), model.cfg.block_size)
-            graph_fused.int8_kv_cache(stage / qfile, stage / qfile, graph_fused.kv_cache_scales(model, calib))
-            kv_dtype = {quant: "int8"}
-            say(f"[{quant}] int8 KV cache, scales from {sum(map(len, calib))} tokens")
+            scales = graph_fused.kv_cache_scales(model, calib)
+            for q, qfile in qfiles.items():
+                graph_fused.int8_kv_cache(stage / qfile, stage / qfile, scales)
+            kv_dtype = {q: "int8" for q in quants}
+            say(f"[{', '.join(quants)}] int8 KV cache, scales from {sum(map(len, calib))} tokens")
         if model.cfg.tie_embeddings:
             dedupe_tied_weights(stage / "model.onnx")
         if tokenizer_type == "bpe":  # tokenizers writes pretty JSON; compact is half the size
@@ -393,10 +406,10 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         extra = {"description": description, "licence": licence, "sources": sources,
                  "training": training or {}}
         write_package(stage, text_manifest(model, name, tokenizer_file,
-                                           {"fp32": "model.onnx", quant: qfile}, extra, kv_cache,
+                                           {"fp32": "model.onnx", **qfiles}, extra, kv_cache,
                                            tokenizer_type, tokens, kv_dtype))
         reports = {}
-        for variant in ("fp32", quant):
+        for variant in ("fp32", *quants):
             rep = validate(stage, model, variant, prompts, val_ids, val_tokens)
             reports[variant] = rep
             say(f"[{variant}] max |logit diff| {rep['max_abs_logit_diff']:.2e}, "
@@ -409,11 +422,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         if fp["max_abs_logit_diff"] > fp32_tol or not fp["greedy_all_equal"]:
             raise SystemExit(f"fp32 validation failed: max diff {fp['max_abs_logit_diff']:.2e} "
                              f"(tolerance {fp32_tol}), greedy equal {fp['greedy_all_equal']}")
-        q = reports[quant]
-        if q["val_top1_agreement"] < int8_min_agree:
-            raise SystemExit(f"{quant} validation failed: top-1 agreement {q['val_top1_agreement']:.3f} "
-                             f"< {int8_min_agree}")
-        files = {"fp32": "model.onnx", quant: qfile}
+        for q in quants:
+            if reports[q]["val_top1_agreement"] < int8_min_agree:
+                raise SystemExit(f"{q} validation failed: top-1 agreement "
+                                 f"{reports[q]['val_top1_agreement']:.3f} < {int8_min_agree}")
+        files = {"fp32": "model.onnx", **qfiles}
         for v in list(files):
             if v not in variants:
                 (stage / files.pop(v)).unlink()
@@ -421,8 +434,8 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
             v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "random_top1_agreement",
                                   "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
         validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
-                                   f"{quant}_min_top1_agreement": int8_min_agree}
-        validation["quantisation"] = {quant: QUANT_FORMATS[quant] + (KV_INT8_NOTE if kv_dtype else "")}
+                                   **{f"{q}_min_top1_agreement": int8_min_agree for q in quants}}
+        validation["quantisation"] = {q: QUANT_FORMATS[q] + (KV_INT8_NOTE if kv_dtype else "") for q in quants}
         write_package(stage, text_manifest(model, name, tokenizer_file, files,
                                            {**extra, "validation": validation}, kv_cache,
                                            tokenizer_type, tokens,
@@ -446,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--description", default="A small Transformer trained on public-domain prose.")
     ap.add_argument("--sources", type=Path, help="sources.json written by export.data_text")
     ap.add_argument("--val-text", type=Path, help="held-out text for perplexity and agreement")
-    ap.add_argument("--quant", choices=tuple(QUANT_FORMATS), default="int8",
-                    help="the quantised variant: " + "; ".join(f"{k}: {v}" for k, v in QUANT_FORMATS.items()))
-    ap.add_argument("--variants", default="", help="graph variants to ship (default: fp32 and the --quant one)")
+    ap.add_argument("--quant", type=parse_quant_list, default="int8",
+                    help="the quantised variant(s), comma-separated: "
+                         + "; ".join(f"{k}: {v}" for k, v in QUANT_FORMATS.items()))
+    ap.add_argument("--variants", default="", help="graph variants to ship (default: fp32 and the --quant ones)")
     ap.add_argument("--licence", default="Apache-2.0 (weights); training texts public domain")
     ap.add_argument("--fp32-tol", type=float, default=FP32_TOL, help="max |logit diff| of the fp32 graph")
     ap.add_argument("--int8-min-agree", type=float, default=INT8_MIN_AGREE,
@@ -488,13 +502,23 @@ def main(argv: list[str] | None = None) -> int:
     tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # gguf_import's
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
-                   variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", args.quant],
+                   variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", *args.quant],
                    quant=args.quant, graph=args.graph, val_tokens=args.val_tokens,
                    tokenizer_type=tokenizer_type, tokens=tokens, fp32_tol=args.fp32_tol,
                    int8_min_agree=args.int8_min_agree, int8_per_channel=args.int8_per_channel,
                    int8_op_types=[t for t in args.int8_op_types.split(",") if t],
                    int8_exclude=[n for n in args.int8_exclude.split(",") if n], kv_int8=args.kv_cache_int8)
     return 0
+
+
+def parse_quant_list(text: str) -> tuple[str, ...]:
+    """--quant: one or more QUANT_FORMATS names, comma-separated."""
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [x for x in names if x not in QUANT_FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown quantisation {', '.join(bad) or repr(text)} "
+                                         f"(known: {', '.join(QUANT_FORMATS)})")
+    return names
 
 
 def _summarise_sources(data: dict[str, Any]) -> list[dict[str, Any]]:

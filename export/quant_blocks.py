@@ -98,9 +98,20 @@ def pack(q: np.ndarray, bits: int) -> np.ndarray:
     return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
 
 
+def block_for(k: int, block_size: int) -> int | None:
+    """The largest block of at most `block_size` (a power of two, at least 16, as onnxruntime's block
+    operators take) that divides the input size `k`; None when there is none."""
+    b = 1 << (max(16, block_size).bit_length() - 1)
+    while b >= 16:
+        if k % b == 0:
+            return b
+        b //= 2
+    return None
+
+
 def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, accuracy_level: int = 4,
                    tied_bits: int | None = 8, tied_block_size: int = 32, half_params: bool = True,
-                   zero_points: str = "offset",
+                   zero_points: str = "offset", gather_bits: int | None = None,
                    exclude: Sequence[str] = ()) -> dict[str, int]:
     """Rewrite the graph at `src` with every weight MatMul as MatMulNBits (`bits`, blocks of `block_size`,
     asymmetric). When the output layer is tied to the token embedding, that one matrix is quantised to
@@ -111,41 +122,55 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     because onnxruntime's MatMulNBits runs its fast integer kernels only with uint8 zero points) or
     "uint8" (integer zero points, whose ranges must hold 0). `half_params` stores scales and offsets as
     float16 with a Cast to float32 (folded when onnxruntime loads the graph), which halves their share of
-    the file. Nodes named in `exclude` keep their float weights. Writes `dst`; returns how many nodes of
-    each kind were replaced."""
+    the file. `gather_bits=8` also stores the other embedding tables (untied token embedding, learned
+    positions) as symmetric 8-bit blocks read by GatherBlockQuantized. A block size that does not divide
+    a matrix's input size falls back to the largest power of two that does (`block_for`). A weight may
+    be an initializer or a Transpose of one (a tied matrix after `export_lm.dedupe_tied_weights`).
+    Nodes named in `exclude` keep their float weights. Writes `dst`; returns how many nodes of each kind
+    were replaced."""
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(src))
     g = model.graph
     inits = {i.name: i for i in g.initializer}
-    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and n.input[0] in inits}
+    # W^T given as Transpose(W) of a 2-D initializer counts as a weight too (its output name -> W's name)
+    transposed = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Transpose" and n.input[0] in inits
+                  and len(inits[n.input[0]].dims) == 2
+                  and [a.ints for a in n.attribute if a.name == "perm"] in ([[1, 0]], [])}
+    dims = {**{name: tuple(i.dims) for name, i in inits.items()},
+            **{out: tuple(inits[w].dims[::-1]) for out, w in transposed.items()}}
+    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and n.input[0] in dims
+               and len(dims[n.input[0]]) == 2 and inits.get(n.input[0], inits.get(transposed.get(n.input[0], ""))) is not None
+               and inits.get(n.input[0], inits.get(transposed.get(n.input[0], ""))).data_type == onnx.TensorProto.FLOAT}
     arrays: dict[str, np.ndarray] = {}
 
     def array(name: str) -> np.ndarray:
         if name not in arrays:
-            arrays[name] = numpy_helper.to_array(inits[name])
+            arrays[name] = (numpy_helper.to_array(inits[transposed[name]]).T if name in transposed
+                            else numpy_helper.to_array(inits[name]))
         return arrays[name]
 
     new_nodes, new_inits = [], []
     counts = {"MatMulNBits": 0, "GatherBlockQuantized": 0}
     replaced: dict[str, list[onnx.NodeProto]] = {}
     block_sums: set[str] = set()
+    tied_gathers: set[str] = set()
     axis_last = "block_sum_axis"
     new_inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), axis_last))
     for node in g.node:
         w_name = node.input[1] if node.op_type == "MatMul" else ""
-        if not w_name or node.name in exclude or w_name not in inits or len(inits[w_name].dims) != 2:
+        if not w_name or node.name in exclude or w_name not in dims or len(dims[w_name]) != 2:
             continue
-        k, n = inits[w_name].dims
+        k, n = dims[w_name]
         wt = array(w_name).T  # [N, K]: one row per output feature
-        tied = next((gname for gname in gathers
-                     if tuple(inits[gname].dims) == (n, k) and np.array_equal(array(gname), wt)), None)
-        nbits, block = (tied_bits, tied_block_size) if tied else (bits, block_size)
-        if tied and k % block:
-            block = block_size
-        if nbits is None or k % block:
+        tied = next((gname for gname in gathers if gname not in tied_gathers and dims[gname] == (n, k)
+                     and np.array_equal(array(gname), wt)), None)
+        nbits, block = (tied_bits, block_for(k, tied_block_size)) if tied else (bits, block_for(k, block_size))
+        if nbits is None or block is None:
             continue
+        if tied:
+            tied_gathers.add(tied)
         symmetric = bool(tied) and nbits == 8
         offset = not tied and zero_points == "offset"
         q, s, z = quantize_rows(wt, nbits, block, symmetric=symmetric, float_zero=offset)
@@ -203,7 +228,31 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
                                      name=node.name + "_add_offsets")]
         replaced[node.name] = out
         counts["MatMulNBits"] += 1
+    for data, gn in gathers.items():  # the other embedding tables: symmetric 8-bit blocks
+        h = dims[data][1]
+        block = block_for(h, block_size)
+        if gather_bits != 8 or data in tied_gathers or gn.name in exclude or block is None:
+            continue
+        q, s, z = quantize_rows(array(data), 8, block, symmetric=True)
+        b_name, s_name = f"{data}_q8", f"{data}_scales"
+        new_inits.append(numpy_helper.from_array(pack(q, 8).reshape(q.shape[0], -1), b_name))
+        if half_params:
+            new_inits.append(numpy_helper.from_array(s.astype(np.float16), s_name + "_fp16"))
+            new_nodes.append(helper.make_node("Cast", [s_name + "_fp16"], [s_name], to=onnx.TensorProto.FLOAT,
+                                              name=s_name + "_cast"))
+        else:
+            new_inits.append(numpy_helper.from_array(s, s_name))
+        replaced[gn.name] = [helper.make_node(
+            "GatherBlockQuantized", [b_name, gn.input[1], s_name], list(gn.output), name=gn.name + "_quantized",
+            domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=block, bits=8)]
+        counts["GatherBlockQuantized"] += 1
     nodes = new_nodes + [m for nd in g.node for m in replaced.get(nd.name, [nd])]
+    while True:  # drop what nothing reads any more (a tied matrix's Transpose)
+        read = {i for nd in nodes for i in nd.input} | {o.name for o in g.output}
+        dead = [nd for nd in nodes if nd.op_type == "Transpose" and not any(o in read for o in nd.output)]
+        if not dead:
+            break
+        nodes = [nd for nd in nodes if nd not in dead]
     del g.node[:]
     g.node.extend(nodes)
     still_used = {i for nd in g.node for i in nd.input}  # a weight also used elsewhere stays

@@ -16,7 +16,7 @@ from aigc_studio.runtime.package import load_package, write_package  # noqa: E40
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
 from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from export.export_lm import export_package  # noqa: E402
-from export.repackage_lm import main, model_from_graph, repackage  # noqa: E402
+from export.repackage_lm import main, model_from_fused_graph, model_from_graph, repackage  # noqa: E402
 from export.train_lm import model_from_checkpoint  # noqa: E402
 from tests.export.test_export_lm_cli import _checkpoint  # noqa: E402
 from tests.tiny_models import tiny_corpus  # noqa: E402
@@ -88,3 +88,53 @@ def test_refuses_a_fused_package_and_weights_that_miss_the_reference(old_package
     with pytest.raises(SystemExit, match="reference.npz"):
         repackage(bad, tmp_path / "never", "The end.", verbose=False)
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("pos, mlp, tie, bias", [("learned", "relu", True, False), ("rope", "swiglu", False, False),
+                                                 ("learned", "relu", False, True), ("rope", "swiglu", True, True)])
+def test_fused_graph_weights_read_back_exactly(tmp_path: Path, pos: str, mlp: str, tie: bool, bias: bool) -> None:
+    """export/graph_fused.py's graph (q|k|v and gate|up concatenated with their biases, a tied matrix as
+    a Transpose) gives back every weight of the model; with biases in the seed's post-LN layout."""
+    from export import graph_fused
+    from export.export_lm import dedupe_tied_weights
+    from export.model_lm import LMConfig, TransformerLM
+
+    cfg = LMConfig(vocab_size=200, block_size=32, n_layer=2, n_head=4, n_kv_head=2 if mlp == "swiglu" else 0,
+                   n_embd=32, ffn_hidden=48, norm="rms" if mlp == "swiglu" else "layer", pos=pos, mlp=mlp,
+                   tie_embeddings=tie, norm_first=not bias, bias=bias)
+    torch.manual_seed(3)
+    model = TransformerLM(cfg).eval()
+    graph_fused.build(model, tmp_path / "model.onnx")
+    if tie:
+        assert dedupe_tied_weights(tmp_path / "model.onnx") > 0
+    got, want = model_from_fused_graph(tmp_path / "model.onnx", cfg).state_dict(), model.state_dict()
+    assert set(got) == set(want)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0, msg=key)
+
+
+def test_a_fused_package_gets_other_quantised_variants(old_package, tmp_path: Path) -> None:
+    """--quant int8,q8 on a fused package: both validated, q8 the default, fp32 text unchanged."""
+    folder, _ = old_package
+    fused, both = tmp_path / "fused", tmp_path / "both"
+    repackage(folder, fused, tiny_corpus(20, 1), verbose=False)
+    assert main([str(fused), "--out", str(both), "--quant", "int8,q8", "--val-text",
+                 str(_text(tmp_path))]) == 0
+    m = load_package(both).manifest
+    assert set(m["graphs"]["variants"]) == {"fp32", "int8", "q8"} and m["graphs"]["default"] == "q8"
+    assert set(m["validation"]["quantisation"]) == {"int8", "q8"}
+    assert {"int8_min_top1_agreement", "q8_min_top1_agreement"} <= set(m["validation"]["tolerance"])
+    assert m["validation"]["fp32"]["val_ppl"] == pytest.approx(
+        load_package(fused).manifest["validation"]["fp32"]["val_ppl"], rel=1e-5)
+    config = SamplingConfig(strategy="greedy", max_new_tokens=10)
+    texts = ["".join(TextGenerator(load_package(p), device="cpu", variant="fp32").stream("The quick", config))
+             for p in (fused, both)]
+    assert texts[0] == texts[1]
+    with pytest.raises(SystemExit):
+        main([str(fused), "--quant", "int4"])
+
+
+def _text(tmp_path: Path) -> Path:
+    path = tmp_path / "val.txt"
+    path.write_text(tiny_corpus(20, 1), encoding="utf-8")
+    return path
