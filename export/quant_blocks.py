@@ -140,9 +140,12 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
                   and [a.ints for a in n.attribute if a.name == "perm"] in ([[1, 0]], [])}
     dims = {**{name: tuple(i.dims) for name, i in inits.items()},
             **{out: tuple(inits[w].dims[::-1]) for out, w in transposed.items()}}
-    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and n.input[0] in dims
-               and len(dims[n.input[0]]) == 2 and inits.get(n.input[0], inits.get(transposed.get(n.input[0], ""))) is not None
-               and inits.get(n.input[0], inits.get(transposed.get(n.input[0], ""))).data_type == onnx.TensorProto.FLOAT}
+
+    def float_matrix(name: str) -> bool:
+        init = inits.get(transposed.get(name, name))
+        return init is not None and len(init.dims) == 2 and init.data_type == onnx.TensorProto.FLOAT
+
+    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and float_matrix(n.input[0])}
     arrays: dict[str, np.ndarray] = {}
 
     def array(name: str) -> np.ndarray:
@@ -160,7 +163,7 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     new_inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), axis_last))
     for node in g.node:
         w_name = node.input[1] if node.op_type == "MatMul" else ""
-        if not w_name or node.name in exclude or w_name not in dims or len(dims[w_name]) != 2:
+        if not w_name or node.name in exclude or not float_matrix(w_name):
             continue
         k, n = dims[w_name]
         wt = array(w_name).T  # [N, K]: one row per output feature
