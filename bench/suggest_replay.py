@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.text_decode import cpu_flags, vector_isa  # noqa: E402
 from bench.ui_latency import CONTINUATION, _document, _pct  # noqa: E402
 
 ROWS = ("the app", "without the logits memo", "with the vocabulary scan", "full prefill")
@@ -175,7 +176,7 @@ def _note(s: dict[str, list[float]], got: str, want: str, first: float, settled:
 def table(result: dict[str, Any]) -> str:
     head = (f"Suggestion replay, model {result['model']}, {result['threads']} thread(s), document of "
             f"~{result['document_tokens']} tokens, {result['keystrokes']} keystrokes of which "
-            f"{result['asked']} asked the model, {result['rounds']} rounds ({platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{result['asked']} asked the model, {result['rounds']} rounds ({platform.machine()} {vector_isa(cpu_flags())}, {os.cpu_count()} CPUs, "
             f"{time.strftime('%Y-%m-%d')})")
     rows = ["| row | first ghost word p50 (ms) | p95 (ms) | model runs to it (mean) "
             "| settled p50 (ms) | first word vs the app | same suggestion |",

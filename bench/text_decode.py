@@ -136,6 +136,31 @@ def memory_bandwidth_gbs(mb: int = 128, reps: int = 7) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
+def vector_isa(flags: set[str]) -> str:
+    """The widest SIMD level onnxruntime's kernels can use, from /proc/cpuinfo's flags: the same VM type
+    has come both with AVX2 only and with AVX-512 VNNI, whose int8 dot products change the quantised
+    kernels' speed (and a greedy near-tie's rounding)."""
+    if not flags:
+        return "unknown"
+    if "avx512f" in flags:
+        return "AVX-512" + (" VNNI" if "avx512_vnni" in flags else "")
+    if "avx2" in flags:
+        return "AVX2" + (" VNNI" if "avx_vnni" in flags else "")
+    return "SSE/other"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
 def machine_info() -> dict:
     import onnxruntime as ort
     import torch
@@ -166,6 +191,7 @@ def machine_info() -> dict:
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "cpu": cpu,
+        "vector_isa": vector_isa(cpu_flags()),
         "logical_cpus": os.cpu_count(),
         "physical_cores": len(cores) or None,
         "usable_cpus": usable,
@@ -679,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
                   "cells": [dataclasses.asdict(c) for c in cells], "rows": rows, "kv_breakdown": breakdown}
         args.json.write_text(json.dumps(_no_nan(report), indent=2) + "\n")
     print(f"AIGC Studio text decode benchmark, {info['date']}")
-    print(f"machine:  {info['cpu']}; {info['logical_cpus']} logical CPUs, {info['physical_cores'] or '?'} "
+    print(f"machine:  {info['cpu']} ({info['vector_isa']}); {info['logical_cpus']} logical CPUs, {info['physical_cores'] or '?'} "
           f"physical cores, {info['usable_cpus']} usable; load average {info['load_average']} at the start; "
           f"one thread copies memory at {info['memory_copy_gbs']} GB/s")
     print(f"software: Python {info['python']}, torch {info['torch']}, onnxruntime {info['onnxruntime']}, "
@@ -720,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['past']:>8} {r['step_ms']:>9.2f} {r['step_no_past_ms']:>9.2f} "
                   f"{r['context_ms']:>13.2f} {r['kv_mb']:>7.1f} {r['kv_copy_ms']:>11.2f}")
     print()
-    print(f"Markdown ({info['date']}, {info['cpu']}, {info['usable_cpus']} CPUs, memory copy "
+    print(f"Markdown ({info['date']}, {info['cpu']} ({info['vector_isa']}), {info['usable_cpus']} CPUs, memory copy "
           f"{info['memory_copy_gbs']} GB/s; torch {info['torch']}, "
           f"onnxruntime {info['onnxruntime']}, its threads {'sleeping' if args.no_spin else 'spinning'}):")
     print()

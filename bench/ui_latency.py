@@ -41,6 +41,8 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.text_decode import cpu_flags, vector_isa  # noqa: E402
+
 DOCUMENT = (
     "It is a truth universally acknowledged, that a single man in possession of a good fortune, must "
     "be in want of a wife. However little known the feelings or views of such a man may be on his "
@@ -277,7 +279,7 @@ def table(results: list[Result], model: str, debounce_ms: int) -> str:
     head = (f"UI latency, model {model}, document of ~{results[0].document_tokens} tokens, typing at "
             f"~8 characters/s; latency from the keystroke to the first ghost word, including the "
             f"{debounce_ms} ms pause (\"after the pause\": the model's part, the keystroke's request "
-            f"to the first ghost word) ({platform.machine()}, {os.cpu_count()} CPUs, "
+            f"to the first ghost word) ({platform.machine()} {vector_isa(cpu_flags())}, {os.cpu_count()} CPUs, "
             f"{time.strftime('%Y-%m-%d')})")
     return head + "\n\n" + "\n".join(rows)
 

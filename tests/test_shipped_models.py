@@ -90,18 +90,22 @@ def test_image_models_and_feature_space_are_shipped() -> None:
 
 def test_the_writer_loops_when_greedy_and_not_with_continues_default() -> None:
     """Why Continue samples by default ("continue/style" Balanced): over a long passage the shipped
-    writer's greedy decoding repeats itself, the Balanced preset does not."""
+    writer's greedy decoding usually repeats itself, the Balanced preset does not. "Usually": which
+    prompts loop depends on greedy near-ties, i.e. on the CPU's kernels (on an AVX2 VM both of two
+    prompts looped; on an AVX-512 one the second wandered off without looping), so it is a majority."""
     from aigc_studio.core.sampling import PRESETS, SamplingConfig
     from aigc_studio.core.text import repeated_ngrams
     from aigc_studio.runtime.text_generator import TextGenerator
 
     gen = TextGenerator(ModelRegistry().load("writer"), device="cpu")
     prompts = ["The old lighthouse keeper had not spoken to anyone in years, but that morning",
-               "It is a truth universally acknowledged, that a single man in possession of a good fortune,"]
+               "It is a truth universally acknowledged, that a single man in possession of a good fortune,",
+               "The rain had not stopped for three days when the letter arrived.",
+               "The committee met on Tuesday to discuss"]
     greedy = [repeated_ngrams("".join(gen.stream(p, SamplingConfig(max_new_tokens=160))), 4) for p in prompts]
     balanced = [repeated_ngrams("".join(gen.stream(p, PRESETS["Balanced"].with_(max_new_tokens=160, seed=i))), 4)
                 for i, p in enumerate(prompts)]
-    assert min(greedy) > 0.3, greedy
+    assert sum(g > 0.3 for g in greedy) >= len(prompts) // 2 + 1, greedy
     assert max(balanced) < 0.1, balanced
 
 
