@@ -198,27 +198,30 @@ def test_int8_kv_cache_graph_stays_close_to_float(tmp_path: Path) -> None:
     assert (l8.argmax(-1) == lf.argmax(-1)).mean() > 0.9
 
 
-def test_export_with_int8_kv_cache_generates_through_the_runtime(tmp_path: Path, fused_package) -> None:
+@pytest.mark.parametrize("quants", [("int8",), ("int8", "q8")])
+def test_export_with_int8_kv_cache_generates_through_the_runtime(tmp_path: Path, fused_package, quants) -> None:
+    """--kv-cache-int8 on dynamic int8 weights, and on int8 plus q8 (8-bit MatMulNBits) at once."""
     _, model = fused_package
     tok = train_tiny_bpe(tmp_path / "tok")
     out = tmp_path / "pkg"
     text = "It is a truth universally acknowledged that she walked to the window. " * 8
-    reports = export_package(model, tok, out, name="kv8", variants=("fp32", "int8"), tokenizer_type="bpe",
-                             tokens={"eos": 0}, int8_min_agree=0.5, fp32_tol=1e-3, verbose=False, quant="int8",
+    reports = export_package(model, tok, out, name="kv8", variants=("fp32", *quants), tokenizer_type="bpe",
+                             tokens={"eos": 0}, int8_min_agree=0.5, fp32_tol=1e-3, verbose=False, quant=quants,
                              val_text=text, kv_int8=True)
     m = load_package(out).manifest
-    assert m["graphs"]["kv_dtype"] == {"int8": "int8"}
-    assert "int8 KV cache" in m["validation"]["quantisation"]["int8"]
-    assert reports["int8"]["val_top1_agreement"] >= 0.5
-    gen = TextGenerator(load_package(out), device="cpu", threads=1, variant="int8")
-    assert gen.kv_dtype is np.int8
-    ids = gen.tokenizer.encode("It is a truth universally acknowledged")
-    got = [t for t, _ in gen.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
-    assert len(got) == 8 and gen._cache.kv.arrays[0].dtype == np.int8
-    # the step after a cached prefix gives what a fresh prefill of the same tokens gives
-    fresh = TextGenerator(load_package(out), device="cpu", threads=1, variant="int8")
-    again = [t for t, _ in fresh.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
-    assert again == got
+    assert m["graphs"]["kv_dtype"] == {q: "int8" for q in quants}
+    for q in quants:
+        assert "int8 KV cache" in m["validation"]["quantisation"][q]
+        assert reports[q]["val_top1_agreement"] >= 0.5
+        gen = TextGenerator(load_package(out), device="cpu", threads=1, variant=q)
+        assert gen.kv_dtype is np.int8
+        ids = gen.tokenizer.encode("It is a truth universally acknowledged")
+        got = [t for t, _ in gen.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
+        assert len(got) == 8 and gen._cache.kv.arrays[0].dtype == np.int8
+        # the step after a cached prefix gives what a fresh prefill of the same tokens gives
+        fresh = TextGenerator(load_package(out), device="cpu", threads=1, variant=q)
+        again = [t for t, _ in fresh.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
+        assert again == got
     fp32 = TextGenerator(load_package(out), device="cpu", threads=1, variant="fp32")
     assert fp32.kv_dtype is np.float32
 
