@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with greedy or beam settings, also offer up to N alternatives as Alt+] does "
                          "(the likeliest first words, each continued); the writer presses Alt+] until "
                          "one matches, one key each (default 1: none)")
+    ks.add_argument("--no-top-up", action="store_true",
+                    help="leave out what the editor does when a suggestion has been typed down to its last "
+                         "word (ask again, and lengthen the ghost text with an answer that begins with it)")
     for metric, what in (("bleu", "sacrebleu's corpus BLEU"), ("rouge", "ROUGE-1/2/L F1 (rouge-score)")):
         ov = text_eval(metric, f"{what} of a text model continuing the first half of passages of a UTF-8 text "
                        "file, against their true second half (greedy by default; --json gives both metrics)")
@@ -275,12 +278,13 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
         return [raw]
 
     started = time.perf_counter()
-    report = simulate_typing(text, suggest, policy)
+    report = simulate_typing(text, suggest, policy, top_ups=not args.no_top_up)
     seconds = time.perf_counter() - started
     record = {"model": gen.name, "variant": gen.variant, "provider": gen.provider, "file": args.file,
               "chars": report.chars, "keystrokes": report.keystrokes, "saved": report.keystrokes_saved,
               "savings": round(report.saved_fraction, 4), "accepted": report.accepted,
               "accepted_chars": report.accepted_chars, "shown": report.shown, "requests": report.requests,
+              "top_ups": report.top_ups, "extended": report.extended,
               "seconds": round(seconds, 2), "config": config.to_dict(),
               "policy": {"context_chars": policy.context_chars, "max_words": policy.max_words},
               "alternatives": alternatives}
@@ -291,7 +295,8 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
     print(f"model {gen.name} ({gen.variant}, {gen.provider}) on {args.file}: {report.chars} chars typed with "
           f"{report.keystrokes} keystrokes: keystroke savings {report.saved_fraction:.1%} "
           f"({report.keystrokes_saved} chars not typed); {report.accepted} suggestions accepted "
-          f"({report.accepted_chars} chars), {report.shown} shown of {report.requests} requests; "
+          f"({report.accepted_chars} chars), {report.shown} shown of {report.requests} requests, "
+          f"{report.extended} lengthened by {report.top_ups} top-ups; "
           f"{seconds:.1f} s ({per:.0f} ms per request)")
     return 0
 

@@ -12,6 +12,9 @@ editor, the completion service and the keystroke evaluation (:func:`simulate_typ
   clause or a sentence; never half a word), short by default.
 - :func:`type_through` and :func:`next_word`: typing the suggestion's first letters keeps the rest
   visible; Ctrl+Right accepts one word.
+- :func:`wants_top_up` and :func:`top_up`: once typing through has left a single word of the
+  suggestion, a new one is asked for and, if it begins with that rest, lengthens the ghost text
+  (never replacing what the writer is reading).
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ __all__ = [
     "next_word",
     "simulate_typing",
     "suggestion_site",
+    "top_up",
     "trim_context_start",
     "trim_suggestion",
     "type_through",
+    "wants_top_up",
 ]
 
 _LINE_BREAKS = "\n\r\u2028\u2029"
@@ -231,6 +236,21 @@ def type_through(suggestion: str, typed: str) -> str | None:
     return None
 
 
+def wants_top_up(rest: str) -> bool:
+    """Whether the part of a suggestion left after typing through it is short enough (one word, or
+    the end of one) that a longer suggestion should be asked for in the background."""
+    return bool(rest.strip()) and len(rest.split()) <= 1
+
+
+def top_up(rest: str, candidates: Sequence[str]) -> str | None:
+    """The first candidate that continues the visible ``rest`` with more words, or ``None``: a new
+    suggestion lengthens the ghost text only where it agrees with what is already shown."""
+    for candidate in candidates:
+        if len(candidate) > len(rest) and candidate.startswith(rest) and candidate[len(rest):].strip():
+            return candidate
+    return None
+
+
 def next_word(suggestion: str) -> str:
     """The part of ``suggestion`` that Ctrl+Right accepts: leading spaces and the next word."""
     match = re.match(r"\s*\S+", suggestion)
@@ -266,7 +286,9 @@ class KeystrokeReport:
     shown: int              # suggestions shown
     accepted: int           # acceptances (a Tab, or a run of Ctrl+Right)
     accepted_chars: int     # characters that came from accepted suggestions
-    requests: int           # times the model was asked
+    requests: int           # times the model was asked (top-ups included)
+    top_ups: int = 0        # of them, asked to lengthen a suggestion typed down to its last word
+    extended: int = 0       # suggestions a top-up lengthened
 
     @property
     def keystrokes_saved(self) -> int:
@@ -300,7 +322,7 @@ def _best_acceptance(text: str, at: int, alternatives: Sequence[str]) -> tuple[i
 
 
 def simulate_typing(text: str, suggest: Callable[[str], Sequence[str]],
-                    policy: CompletionPolicy | None = None) -> KeystrokeReport:
+                    policy: CompletionPolicy | None = None, *, top_ups: bool = True) -> KeystrokeReport:
     """Type ``text`` from start to end as a writer who uses inline suggestions would.
 
     Wherever :func:`suggestion_site` allows, ``suggest`` gets the model's context
@@ -308,23 +330,36 @@ def simulate_typing(text: str, suggest: Callable[[str], Sequence[str]],
     (the first is shown; the others are reached with Alt+]); they are cut with
     :func:`trim_suggestion`. The writer accepts a suggestion only when it matches the text to come:
     all of it with Tab, or its first words with Ctrl+Right each, whichever saves more keys. Typing a
-    character that matches a visible suggestion keeps the rest of it (no new request); any other
-    character dismisses it, and the next position asks again.
+    character that matches a visible suggestion keeps the rest of it; any other character dismisses
+    it, and the next position asks again. As in the editor, a single suggestion typed (or accepted)
+    down to its last word asks again in the background and is lengthened by an answer that begins
+    with that rest (:func:`wants_top_up`, :func:`top_up`); ``top_ups=False`` leaves that out.
     """
     policy = policy or CompletionPolicy()
-    index = keystrokes = shown = accepted = accepted_chars = requests = 0
+    index = keystrokes = shown = accepted = accepted_chars = requests = asked_top_up = extended = 0
     ghost: list[str] = []
     asked_at = -1
+
+    def ask(before: str) -> list[str]:
+        raws = suggest(context_window(before, policy))
+        cut = (trim_suggestion(raw, before, policy.max_words) for raw in raws)
+        return list(dict.fromkeys(item for item in cut if item))
+
     while index < len(text):
-        if not ghost and asked_at != index:
+        if asked_at != index and (not ghost or (top_ups and len(ghost) == 1 and wants_top_up(ghost[0]))):
             asked_at = index
             before = text[:index]
             if suggestion_site(before) is not Site.NONE:
                 requests += 1
-                raws = suggest(context_window(before, policy))
-                cut = (trim_suggestion(raw, before, policy.max_words) for raw in raws)
-                ghost = list(dict.fromkeys(item for item in cut if item))
-                shown += bool(ghost)
+                found = ask(before)
+                if not ghost:
+                    ghost = found
+                    shown += bool(ghost)
+                else:
+                    asked_top_up += 1
+                    longer = top_up(ghost[0], found)
+                    if longer:
+                        ghost, extended = [longer], extended + 1
         if ghost:
             keys, gain, taken = _best_acceptance(text, index, ghost)
             if gain > 0:
@@ -341,4 +376,5 @@ def simulate_typing(text: str, suggest: Callable[[str], Sequence[str]],
         index += 1
         ghost = [rest for rest in (type_through(item, typed) for item in ghost) if rest]
     return KeystrokeReport(chars=len(text), keystrokes=keystrokes, shown=shown, accepted=accepted,
-                           accepted_chars=accepted_chars, requests=requests)
+                           accepted_chars=accepted_chars, requests=requests, top_ups=asked_top_up,
+                           extended=extended)

@@ -24,7 +24,9 @@ from aigc_studio.core.completion import (
     next_word,
     suggestion_site,
     trim_context_start,
+    top_up,
     type_through,
+    wants_top_up,
 )
 from aigc_studio.core.sampling import PRESETS, SamplingConfig
 from aigc_studio.services.completion_service import CompletionService, Suggestion
@@ -83,7 +85,7 @@ class StringSource:
 class _Pending:
     request_id: int
     position: int
-    kind: str  # "suggest" | "long" | "alternatives"
+    kind: str  # "suggest" | "long" | "alternatives" | "extend" (a top-up of the visible suggestion)
 
 
 class SuggestionViewModel(QObject):
@@ -224,6 +226,8 @@ class SuggestionViewModel(QObject):
                 self._service.cancel()  # a streamed suggestion stays as it is now
                 self._pending = None
                 self._show(alternatives, alternatives.index(rest), position + added)
+                if len(alternatives) == 1 and wants_top_up(rest) and self.enabled:
+                    self._schedule("extend")  # down to its last word: ask for more in the background
                 return
         self.dismiss()
         if self.enabled:
@@ -334,6 +338,11 @@ class SuggestionViewModel(QObject):
             return
         if suggestion.final:
             self._pending = None
+        if pending.kind == "extend":  # only an answer that goes on from the visible rest is shown
+            longer = top_up(self.ghost, suggestion.alternatives) if len(self._alternatives) == 1 else None
+            if longer:
+                self._show((longer,), 0, pending.position)
+            return
         if pending.kind == "alternatives":
             current = self.ghost
             found = tuple(a for a in suggestion.alternatives if a != current)

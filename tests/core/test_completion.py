@@ -7,6 +7,8 @@ import random
 import pytest
 
 from aigc_studio.core.completion import (
+    top_up,
+    wants_top_up,
     CompletionPolicy,
     Site,
     context_start,
@@ -168,8 +170,8 @@ def test_simulate_typing_with_a_useless_model() -> None:
     text = "The cat sat on the mat."
     report = simulate_typing(text, lambda context: [" zebra crossing"])
     assert report.keystrokes == len(text)
-    assert report.accepted == 0
-    assert report.shown == report.requests > 0
+    assert report.accepted == 0 and report.extended == 0
+    assert report.shown + report.top_ups == report.requests and report.shown > 0
 
 
 def test_simulate_typing_uses_alternatives_and_words() -> None:
@@ -185,3 +187,31 @@ def test_simulate_typing_uses_alternatives_and_words() -> None:
     assert report.accepted == 1
     assert report.accepted_chars == len(" cat sat on a")
     assert report.keystrokes == len(text) - len(" cat sat on a") + 5
+
+
+def test_top_up_lengthens_only_what_agrees_with_the_visible_rest() -> None:
+    assert wants_top_up(" looked") and wants_top_up("ed") and not wants_top_up(" looked at")
+    assert not wants_top_up("") and not wants_top_up("  ")
+    assert top_up(" looked", [" looked", " stared out", " looked at the lady,"]) == " looked at the lady,"
+    assert top_up(" looked", [" looked ", " gazed"]) is None  # nothing new, or a different word
+    assert top_up("ed", ["ed at him"]) == "ed at him"
+
+
+def test_simulate_typing_tops_up_a_suggestion_taken_down_to_its_last_word() -> None:
+    """As in the editor: Ctrl+Right takes " zebra" of " zebra crossing", leaving " crossing"; the model,
+    asked again there, answers " crossing the road", which lengthens the ghost text. (The simulated
+    writer takes whatever matches at once, so a top-up never saves it keys; a writer who types on does.)"""
+    text = "The cat zebras"
+    asked = []
+
+    def model(context: str) -> list[str]:
+        asked.append(context)
+        return {"The cat": [" zebra crossing the road"], "The cat zebra": [" crossing the road slowly"]}.get(context, [])
+
+    report = simulate_typing(text, model)
+    assert report.accepted == 1 and report.accepted_chars == len(" zebra")
+    assert report.extended == 1 and report.top_ups == 1 and asked.count("The cat zebra") == 1
+    asked.clear()
+    without = simulate_typing(text, model, top_ups=False)
+    assert without.extended == without.top_ups == 0 and "The cat zebra" not in asked
+    assert without.keystrokes == report.keystrokes

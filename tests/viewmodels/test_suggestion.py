@@ -101,6 +101,32 @@ def test_typing_through_keeps_the_rest(qtbot, model, source, service) -> None:
     assert sent.items == []  # no new request while typing through
 
 
+def test_typing_down_to_the_last_word_tops_up_the_suggestion(qtbot, model, source, service,
+                                                             generator) -> None:
+    """Typed through to its last word, the suggestion asks again in the background; an answer that
+    goes on from the visible rest lengthens it, one that does not is not shown."""
+    generator.script = lambda prompt: (" jumps over the lazy dog" if prompt.endswith("fox")
+                                       else " quick brown fox jumps")
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model, " quick brown fox jumps")
+    sent = Recorder()
+    service.request_sent.connect(sent)
+    type_keys(model, source, " quick brown")
+    assert model.ghost == " fox jumps" and not model.waiting  # two words left: nothing asked
+    type_keys(model, source, " fox")
+    assert model.ghost == " jumps"  # shown at once, lengthened when the answer comes
+    wait_for_ghost(qtbot, model, " jumps over the lazy")
+    assert model.anchor == len("The quick brown fox") and len(sent.items) == 1
+    assert generator.calls[-1].prompt == "The quick brown fox"
+
+    generator.script = lambda prompt: " leaps high"  # now the model would say something else
+    type_keys(model, source, " j")
+    type_keys(model, source, "umps over the")
+    assert model.ghost == " lazy"
+    qtbot.waitUntil(lambda: len(sent.items) == 2 and not model.waiting, timeout=5000)
+    assert model.ghost == " lazy" and model.visible
+
+
 def test_other_keystroke_dismisses_and_asks_again(qtbot, model, source, service) -> None:
     type_keys(model, source, "The")
     wait_for_ghost(qtbot, model)
