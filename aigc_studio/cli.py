@@ -247,7 +247,7 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
     """Simulate a writer typing the file with the app's suggestions (core.completion.simulate_typing)."""
     import time
 
-    from aigc_studio.core.completion import CompletionPolicy, is_settled, simulate_typing
+    from aigc_studio.core.completion import TOP_UP_WORDS, CompletionPolicy, is_settled, simulate_typing
 
     text = read_text_file(args.file)[: args.max_chars or None]
     config = _sampling_config(args)  # the app's decoding defaults (greedy, 32 tokens) unless overridden
@@ -270,11 +270,13 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
             return [c.text for c in gen.complete(context, config)]
         return suggest_one(context)
 
+    words = policy.max_words + (0 if args.no_top_up else TOP_UP_WORDS)  # a top-up is cut one word longer
+
     def suggest_one(context: str) -> list[str]:
         raw, settled = "", False
         for piece in gen.stream(context, config, lambda: settled):  # stop once the cut is final
             raw += piece
-            settled = is_settled(raw, context, policy.max_words)
+            settled = is_settled(raw, context, words)
         return [raw]
 
     started = time.perf_counter()

@@ -32,6 +32,7 @@ __all__ = [
     "CompletionPolicy",
     "KeystrokeReport",
     "Site",
+    "TOP_UP_WORDS",
     "context_start",
     "context_window",
     "count_words",
@@ -236,6 +237,9 @@ def type_through(suggestion: str, typed: str) -> str | None:
     return None
 
 
+TOP_UP_WORDS = 1  # a top-up asks for this many words more than a suggestion: the rest it goes on from
+
+
 def wants_top_up(rest: str) -> bool:
     """Whether the part of a suggestion left after typing through it is short enough (one word, or
     the end of one) that a longer suggestion should be asked for in the background."""
@@ -340,9 +344,9 @@ def simulate_typing(text: str, suggest: Callable[[str], Sequence[str]],
     ghost: list[str] = []
     asked_at = -1
 
-    def ask(before: str) -> list[str]:
+    def ask(before: str, extra_words: int = 0) -> list[str]:
         raws = suggest(context_window(before, policy))
-        cut = (trim_suggestion(raw, before, policy.max_words) for raw in raws)
+        cut = (trim_suggestion(raw, before, policy.max_words + extra_words) for raw in raws)
         return list(dict.fromkeys(item for item in cut if item))
 
     while index < len(text):
@@ -351,13 +355,12 @@ def simulate_typing(text: str, suggest: Callable[[str], Sequence[str]],
             before = text[:index]
             if suggestion_site(before) is not Site.NONE:
                 requests += 1
-                found = ask(before)
                 if not ghost:
-                    ghost = found
+                    ghost = ask(before)
                     shown += bool(ghost)
-                else:
+                else:  # the visible word plus a whole suggestion's worth after it
                     asked_top_up += 1
-                    longer = top_up(ghost[0], found)
+                    longer = top_up(ghost[0], ask(before, TOP_UP_WORDS))
                     if longer:
                         ghost, extended = [longer], extended + 1
         if ghost:

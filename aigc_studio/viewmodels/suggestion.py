@@ -18,6 +18,7 @@ from typing import Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from aigc_studio.core.completion import (
+    TOP_UP_WORDS,
     CompletionPolicy,
     Site,
     context_start,
@@ -323,7 +324,8 @@ class SuggestionViewModel(QObject):
             return
         long = kind == "long"
         request_id = self._service.request(
-            context, self._config(), max_words=policy.words(long), long=long,
+            context, self._config(), max_words=policy.words(long) + (TOP_UP_WORDS if kind == "extend" else 0),
+            long=long,
             alternatives=ALTERNATIVES if kind == "alternatives" else 1, immediate=immediate)
         self._pending = _Pending(request_id, position, kind)
         if kind == "alternatives":

@@ -115,16 +115,16 @@ def test_typing_down_to_the_last_word_tops_up_the_suggestion(qtbot, model, sourc
     assert model.ghost == " fox jumps" and not model.waiting  # two words left: nothing asked
     type_keys(model, source, " fox")
     assert model.ghost == " jumps"  # shown at once, lengthened when the answer comes
-    wait_for_ghost(qtbot, model, " jumps over the lazy")
+    wait_for_ghost(qtbot, model, " jumps over the lazy dog")  # the word shown and four more
     assert model.anchor == len("The quick brown fox") and len(sent.items) == 1
     assert generator.calls[-1].prompt == "The quick brown fox"
 
     generator.script = lambda prompt: " leaps high"  # now the model would say something else
     type_keys(model, source, " j")
-    type_keys(model, source, "umps over the")
-    assert model.ghost == " lazy"
+    type_keys(model, source, "umps over the lazy")
+    assert model.ghost == " dog"
     qtbot.waitUntil(lambda: len(sent.items) == 2 and not model.waiting, timeout=5000)
-    assert model.ghost == " lazy" and model.visible
+    assert model.ghost == " dog" and model.visible
 
 
 def test_other_keystroke_dismisses_and_asks_again(qtbot, model, source, service) -> None:
