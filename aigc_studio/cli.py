@@ -164,7 +164,13 @@ def _load_generator(name: str | None, variant: str | None = None, device: str = 
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    from aigc_studio.runtime.prompt import PromptError, check_prompt
+
+    try:
+        prompt = read_text_file("-") if args.prompt == "-" else args.prompt
+        check_prompt(prompt)  # argv that is not UTF-8 arrives as lone surrogates
+    except (ValueError, PromptError) as exc:
+        return _fail(str(exc).replace("- is not", "standard input is not"))
     config = _sampling_config(args)
     gen = _load_generator(args.model, args.variant, args.device, args.threads)
     if args.json:
@@ -214,6 +220,48 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Progress:
+    """How far a long evaluation is, on standard error (standard output keeps only the results): a line
+    such as ``condition: 120/400 images, 35 s`` when it starts, at most every ``every`` seconds while it
+    runs and when it ends; on a terminal, one line rewritten in place instead."""
+
+    def __init__(self, what: str, total: int | None, unit: str, *, every: float = 2.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.what, self.total, self.unit, self.every = what, total, unit, every
+        self.stream = sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = 0
+        self.started = self._last = self._clock()
+        self._write(self.started)
+
+    def advance(self, count: int = 1) -> None:
+        """``count`` more units are done."""
+        self.update(self.done + count)
+
+    def update(self, done: int) -> None:
+        """``done`` units are done."""
+        self.done = done
+        now = self._clock()
+        if now - self._last >= (0.25 if self.tty else self.every):
+            self._write(now)
+
+    def close(self) -> None:
+        """The last line (on a terminal, the line is ended)."""
+        self._write(self._clock(), final=True)
+
+    def _write(self, now: float, final: bool = False) -> None:
+        self._last = now
+        count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        line = f"{self.what}: {count} {self.unit}, {now - self.started:.0f} s"
+        if self.tty:
+            self.stream.write(f"\r{line}\x1b[K" + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.metric == "perplexity":
         text = read_text_file(args.file)
@@ -223,8 +271,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             ids = ids[: args.max_tokens]
         if len(ids) < 2:
             return _fail(f"{args.file}: too little text to score ({len(ids)} tokens)")
+        progress = _Progress("perplexity", len(ids) - 1, "tokens scored")
         nll = gen.score(ids)
         n = len(ids) - 1
+        progress.update(n)
+        progress.close()
         words = max(1, len(gen.tokenizer.decode(ids).split()))  # of the scored text only
         print(f"model {gen.name} ({gen.variant}, {gen.provider}) on {args.file}: "
               f"{n} tokens, perplexity {math.exp(nll / n):.2f} per token, "
@@ -260,8 +311,14 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
                               max_words=args.max_words)
 
     alternatives = max(1, args.alternatives)
+    progress = _Progress("keystrokes", len(text), "characters typed")
+    found = [0]  # where the last context began: the contexts move through the text
 
     def suggest(context: str) -> list[str]:
+        start = text.find(context, found[0]) if context else -1
+        if start >= 0:  # the context ends at the simulated cursor
+            found[0] = start
+            progress.update(max(progress.done, start + len(context)))
         if alternatives > 1 and (config.is_greedy or config.is_beam):
             shown = suggest_one(context) if config.is_greedy else []
             return shown + [c.text for c in gen.branches(
@@ -282,6 +339,8 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = simulate_typing(text, suggest, policy, top_ups=not args.no_top_up)
     seconds = time.perf_counter() - started
+    progress.update(len(text))
+    progress.close()
     record = {"model": gen.name, "variant": gen.variant, "provider": gen.provider, "file": args.file,
               "chars": report.chars, "keystrokes": report.keystrokes, "saved": report.keystrokes_saved,
               "savings": round(report.saved_fraction, 4), "accepted": report.accepted,
@@ -324,11 +383,14 @@ def _eval_overlap(args: argparse.Namespace) -> int:
     gen = _load_generator(args.model, args.variant, threads=args.threads)
     started = time.perf_counter()
     hyps, refs = [], []
+    progress = _Progress(args.metric, len(parts), "passages")
     for p in parts:
         text = gen.complete(p.prompt, config)[0].text if config.is_beam else "".join(gen.stream(p.prompt, config))
         n = len(p.reference.split())
         hyps.append(" ".join(text.split()[:n]))
         refs.append(p.reference)
+        progress.advance()
+    progress.close()
     seconds = time.perf_counter() - started
     bleu = sacrebleu.corpus_bleu(hyps, [refs])
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
@@ -368,7 +430,12 @@ def _eval_repetition(args: argparse.Namespace) -> int:
         config = config.with_(seed=0)  # deterministic for a given model and settings
     gen = _load_generator(args.model, args.variant, threads=args.threads)
     started = time.perf_counter()
-    texts = ["".join(gen.stream(p.prompt, config)) for p in parts]
+    progress = _Progress("repetition", len(parts), "passages")
+    texts = []
+    for p in parts:
+        texts.append("".join(gen.stream(p.prompt, config)))
+        progress.advance()
+    progress.close()
     seconds = time.perf_counter() - started
     shares = [repeated_ngrams(t, 4) for t in texts]
     record = {"model": gen.name, "variant": gen.variant, "file": args.file, "passages": len(parts),
@@ -425,6 +492,7 @@ def _eval_condition(args: argparse.Namespace) -> int:
         return _fail("--seeds must be at least 1")
     seeds = list(range(args.seeds))
     scores = {}
+    progress = _Progress("condition", 2 * len(labels) * len(seeds), "images")  # with and without text
     for mode in ("text", "none"):
         hits1 = hits5 = 0
         for label, k in labels:
@@ -433,8 +501,10 @@ def _eval_condition(args: argparse.Namespace) -> int:
             top5 = np.argsort(-logits, axis=1)[:, :5]
             hits1 += int((top5[:, 0] == k).sum())
             hits5 += int((top5 == k).any(axis=1).sum())
+            progress.advance(len(seeds))
         n = len(labels) * len(seeds)
         scores[mode] = {"top1": hits1 / n, "top5": hits5 / n}
+    progress.close()
     record = {"model": gen.name, "features": fx.name, "labels": len(labels), "seeds": len(seeds),
               "classes": len(fx.classes), "psi": args.truncation, "with_text": scores["text"],
               "without_text": scores["none"]}
@@ -465,8 +535,13 @@ def _eval_fid(args: argparse.Namespace) -> int:
     if not gen.is_style_based and (args.truncation != 1.0 or args.text):
         return _fail(f"model '{name}' is a {gen.architecture} model: no truncation or text condition")
     started = time.perf_counter()
-    batches = (gen.images(range(args.seed + i, args.seed + min(n, i + 64)), controls) for i in range(0, n, 64))
-    scores = fx.scores(np.concatenate([fx.features(b) for b in batches]))
+    progress = _Progress("fid", n, "images")
+    features = []
+    for i in range(0, n, 64):
+        features.append(fx.features(gen.images(range(args.seed + i, args.seed + min(n, i + 64)), controls)))
+        progress.advance(min(n, i + 64) - i)
+    progress.close()
+    scores = fx.scores(np.concatenate(features))
     seconds = time.perf_counter() - started
     floor = fx.floor
     record = {"model": name, "features": fname, **scores.as_dict(), "psi": args.truncation, "text": args.text,

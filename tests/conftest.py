@@ -88,3 +88,13 @@ def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_models import build_tiny_text_package
 
     return build_tiny_text_package(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained text-lm package with a byte-level BPE tokenizer (the imported models' type; built
+    once per session; needs torch). Read-only by convention."""
+    pytest.importorskip("torch")
+    from tests.tiny_bpe import build_tiny_bpe_package
+
+    return build_tiny_bpe_package(tmp_path_factory.mktemp("bpe-models"))

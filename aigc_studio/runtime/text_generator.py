@@ -38,7 +38,8 @@ from aigc_studio.core.sampling import Sampler, SamplingConfig, process_logits
 from aigc_studio.core.text import stop_index
 from aigc_studio.runtime.package import ModelPackage, PackageError
 from aigc_studio.runtime.session import SessionInfo, create_session
-from aigc_studio.runtime.tokenizer import PrefixIndex, Utf8Guard, load_tokenizer
+from aigc_studio.runtime.prompt import TokenConstraints, split_prompt
+from aigc_studio.runtime.tokenizer import load_tokenizer
 
 Cancel = Callable[[], bool] | None
 
@@ -212,10 +213,8 @@ class TextGenerator:
                                f"but the manifest says {kv_dtype} (graphs.kv_dtype)")
         # Graphs from export/graph_fused.py since 2026-12-02 can compute the last position's logits only.
         self._logits_keep = "logits_keep" in self._io["inputs"]
-        self._prefix = PrefixIndex(self.tokenizer)
-        self._utf8 = Utf8Guard(self.tokenizer)
-        self._banned = np.zeros(self.tokenizer.vocab_size, dtype=bool)
-        self._banned[[i for i in self.tokenizer.special_ids() if i != self.eos_id]] = True
+        self._constraints = TokenConstraints(self.tokenizer, self.eos_id)
+        self._banned = self._constraints.banned
         self._cache = _Cache()
         self._run_options = None
         self._binding: tuple | None = None  # ((B, T, keep), IOBinding, logits, OrtValues, arrays): _shared_binding
@@ -354,25 +353,8 @@ class TextGenerator:
 
     def _split_prompt_tail(self, prompt: str, reserve: int) -> tuple[list[int], bytes, list[int]]:
         """`_split_prompt`, and the backed-off tokens themselves."""
-        ids = self.tokenizer.encode(prompt)
-        full = ids
-        rest = b""
-        # Back off the last token, and keep backing off while it continues a word, so that the model
-        # picks the tokenisation of the whole word itself (at most 3 tokens, 24 bytes).
-        for _ in range(3):
-            if not ids:
-                break
-            tail = self.tokenizer.token_bytes(ids[-1])
-            if not tail:
-                break
-            rest = tail + rest
-            ids = ids[:-1]
-            if rest[:1].isspace() or not rest[:1].isalnum() or len(rest) > 24 or not ids:
-                break
-            prev = self.tokenizer.token_bytes(ids[-1])
-            if not prev or not prev[-1:].isalnum():
-                break
-        tail = full[len(ids):]
+        split = split_prompt(self.tokenizer, prompt)  # backs off a half-typed word (runtime/prompt.py)
+        ids, rest, tail = split.ids, split.rest, split.tail
         ids = self._window(ids, reserve + 8)
         if not ids and self.eos_id is not None:
             ids = [int(self.eos_id)]  # an empty prompt starts after an end-of-text token
@@ -483,15 +465,13 @@ class TextGenerator:
             # No model run yet: the cache's slots after the prompt still hold the last call's path.
             on_path = previous.kv is not None and self.last_stats.reused_tokens == len(ids)
             typed = 0
-            utf8 = Utf8Guard.START
+            utf8 = TokenConstraints.START
             pos = len(ids)
             n = 0       # tokens generated
             counted = 0  # of which count towards max_new_tokens (re-typing the backed-off word is free)
             while True:
-                allowed = ~self._banned & self._utf8.mask(utf8)
                 retyping = typed < len(retype)
-                if retyping:
-                    allowed = allowed & self._prefix.allowed(retype[typed:])
+                allowed = self._constraints.allowed(utf8, retype[typed:])
                 tok = sampler.next_token(logits, history, allowed)
                 logprob = _log_softmax_at(logits, tok)
                 if tok == self.eos_id:
@@ -499,7 +479,7 @@ class TextGenerator:
                 history.append(tok)
                 piece = self.tokenizer.token_bytes(tok)
                 typed += len(piece)
-                utf8 = self._utf8.advance(utf8, piece)
+                utf8 = self._constraints.advance(utf8, piece)
                 if n == 0:
                     self.last_stats.ttft_s = time.perf_counter() - t0
                 n += 1
@@ -595,10 +575,7 @@ class TextGenerator:
             logits, kv0 = self._prefill(ids, cancel)
         except Cancelled:
             return []
-        allowed = ~self._banned & self._utf8.mask(Utf8Guard.START)
-        if rest:
-            allowed = allowed & self._prefix.allowed(rest)
-        first = process_logits(logits, config, ids, allowed)
+        first = process_logits(logits, config, ids, self._constraints.allowed(TokenConstraints.START, rest))
         # Twice as many rows as asked: a first token that spells the start of another's word (" ren"
         # and " renown") often ends up with the same text, which is dropped.
         order = [int(t) for t in np.argsort(-first, kind="stable")[:2 * max(1, n)]
@@ -606,7 +583,7 @@ class TextGenerator:
         tb = self.tokenizer.token_bytes
         rows = [[t] for t in order]
         data = [bytearray(tb(t)) for t in order]
-        utf8 = [self._utf8.advance(Utf8Guard.START, tb(t)) for t in order]
+        utf8 = [self._constraints.advance(TokenConstraints.START, tb(t)) for t in order]
         logprob = [_log_softmax_at(logits, t) for t in order]
         # tokens per row that count towards max_new_tokens (re-typing the backed-off word is free)
         counted = [int(len(d) > len(rest)) for d in data]
@@ -628,9 +605,7 @@ class TextGenerator:
                 for i, row in enumerate(rows):
                     if finished[i]:
                         continue
-                    mask = ~self._banned & self._utf8.mask(utf8[i])
-                    if len(data[i]) < len(rest):
-                        mask = mask & self._prefix.allowed(rest[len(data[i]):])
+                    mask = self._constraints.allowed(utf8[i], rest[len(data[i]):])
                     step = out[i, -1]
                     tok = sampler.next_token(step, ids + row, mask)
                     if tok == self.eos_id:
@@ -640,7 +615,7 @@ class TextGenerator:
                     logprob[i] += _log_softmax_at(step, tok)
                     data[i] += tb(tok)
                     counted[i] += len(data[i]) > len(rest)
-                    utf8[i] = self._utf8.advance(utf8[i], tb(tok))
+                    utf8[i] = self._constraints.advance(utf8[i], tb(tok))
                     finished[i] = counted[i] >= config.max_new_tokens or enough(i)
         except Cancelled:
             return []
@@ -675,11 +650,10 @@ class TextGenerator:
         def text_of(tokens: Sequence[int]) -> bytes:
             return b"".join(tb(t) for t in tokens)
 
-        def allowed_for(tokens: Sequence[int]) -> np.ndarray | None:
+        def allowed_for(tokens: Sequence[int]) -> np.ndarray:
             done = text_of(tokens)
-            if len(done) >= len(rest):
-                return None
-            return self._prefix.allowed(rest[len(done):])
+            state = self._constraints.advance(TokenConstraints.START, done)
+            return self._constraints.allowed(state, rest[len(done):])
 
         def step(parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
             self._check(cancel)
@@ -691,11 +665,8 @@ class TextGenerator:
             seqs = [state["tokens"][p] + (int(t),) for p, t in zip(parents, tokens)]
             state["tokens"] = seqs
             out = logits[:, -1].astype(np.float64)
-            out[:, self._banned] = -np.inf
-            for r, seq in enumerate(seqs):  # constrain beams still re-typing the backed-off word
-                mask = allowed_for(seq)
-                if mask is not None:
-                    out[r, ~mask] = -np.inf
+            for r, seq in enumerate(seqs):  # no control token, valid UTF-8, the backed-off word re-typed
+                out[r, ~allowed_for(seq)] = -np.inf
             return out
 
         def finished(tokens: tuple[int, ...]) -> bool:
@@ -726,7 +697,7 @@ class TextGenerator:
         results, seen = [], set()
         for h in hyps:
             data = text_of(h.tokens)
-            text = data[len(rest):].decode("utf-8", errors="replace")
+            text = data[len(rest):_utf8_complete_prefix(data)].decode("utf-8", errors="replace")
             if config.stop != "none" and (cut := stop_index(text, config.stop)) is not None:
                 text = text[:cut]
             if text not in seen:

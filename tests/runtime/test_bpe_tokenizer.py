@@ -23,12 +23,9 @@ def bpe_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny_bpe(tmp_path_factory.mktemp("bpe"))
 
 
-@pytest.fixture(scope="module")
-def bpe_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    from tests.tiny_bpe import build_tiny_bpe_package
-
-    return build_tiny_bpe_package(tmp_path_factory.mktemp("bpe-models"))
+@pytest.fixture
+def bpe_package(tiny_bpe_package: Path) -> Path:
+    return tiny_bpe_package
 
 
 def test_byte_level_alphabet_covers_every_byte_once() -> None:
