@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # some test modules import onnxruntime before aigc_studio
 
 try:
     import shiboken6
