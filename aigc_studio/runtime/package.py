@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from aigc_studio.runtime import manifest_schema as schema
+from aigc_studio.runtime.manifest_schema import MAX_MANIFEST_BYTES
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KINDS = ("text-lm", "image-gan", "image-features")
@@ -76,7 +79,8 @@ def _fail(path: Path, what: str) -> PackageError:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """Parse and check the manifest of the package folder `path` (no checksums)."""
+    """Parse and check the manifest of the package folder `path` (no checksums): every field the
+    runtime reads has its type and range checked (runtime/manifest_schema.py)."""
     path = Path(path)
     mpath = path / MANIFEST
     if not path.is_dir():
@@ -84,9 +88,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not mpath.is_file():
         raise _fail(path, f"{MANIFEST} is missing")
     try:
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise _fail(path, f"{MANIFEST} is {mpath.stat().st_size:,} bytes; a manifest has at most "
+                              f"{MAX_MANIFEST_BYTES:,}")
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(path, f"{MANIFEST} cannot be read ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(path, f"{MANIFEST} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(path, f"{MANIFEST} is not valid JSON (nested too deeply)") from None
     if not isinstance(manifest, dict):
         raise _fail(path, f"{MANIFEST} must hold a JSON object")
     version = manifest.get("format_version")
@@ -103,44 +114,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise _fail(path, f"{MANIFEST}: 'files' must map file names to their sha256 and size")
     for name in files:
         p = Path(name)
-        if p.is_absolute() or ".." in p.parts:
+        if p.is_absolute() or ".." in p.parts or not p.parts:
             raise _fail(path, f"{MANIFEST}: file name '{name}' leaves the package folder")
-    {"text-lm": _check_text_lm, "image-gan": _check_image_gan,
-     "image-features": _check_image_features}[manifest["kind"]](path, manifest)
+    try:
+        schema.check_common(manifest)
+        kind = manifest["kind"]
+        if kind == "text-lm":
+            schema.check_text_lm(manifest)
+        elif kind == "image-gan":
+            schema.check_image_gan(manifest, _gan_graphs(path, manifest))
+        else:
+            schema.check_image_features(manifest)
+    except schema.ManifestFieldError as exc:
+        raise _fail(path, f"{MANIFEST}: {exc}") from None
     return manifest
 
 
-def _check_text_lm(path: Path, m: Mapping[str, Any]) -> None:
-    need = {"config": ("n_layer", "n_head", "kv_heads", "head_dim", "context_length", "vocab_size"),
-            "tokens": ("eos",), "tokenizer": ("type", "file"), "graphs": ("variants", "inputs", "outputs")}
-    for section, keys in need.items():
-        if not isinstance(m.get(section), dict):
-            raise _fail(path, f"{MANIFEST}: section '{section}' is missing")
-        for key in keys:
-            if key not in m[section]:
-                raise _fail(path, f"{MANIFEST}: '{section}.{key}' is missing")
-    listed = set(m["files"])
-    for f in [m["tokenizer"]["file"], *m["graphs"]["variants"].values()]:
-        if f not in listed:
-            raise _fail(path, f"{MANIFEST}: '{f}' is used but not listed under 'files'")
-
-
-def _check_graphs(path: Path, m: Mapping[str, Any], graphs: tuple[str, ...]) -> None:
-    if not isinstance(m.get("graphs"), dict) or not isinstance(m["graphs"].get("variants"), dict):
-        raise _fail(path, f"{MANIFEST}: section 'graphs' is missing")
-    for g in graphs:
-        if g not in m["graphs"]["variants"] or not isinstance(m.get(g), dict):
-            raise _fail(path, f"{MANIFEST}: graph '{g}' is not declared")
-        for key in ("inputs", "outputs"):
-            if key not in m[g]:
-                raise _fail(path, f"{MANIFEST}: '{g}.{key}' is missing")
-    listed = set(m["files"])
-    for f in [*m["graphs"]["variants"].values(), *(m[k] for k in ("latents", "reference") if k in m)]:
-        if f not in listed:
-            raise _fail(path, f"{MANIFEST}: '{f}' is used but not listed under 'files'")
-
-
-def _check_image_gan(path: Path, m: Mapping[str, Any]) -> None:
+def _gan_graphs(path: Path, m: Mapping[str, Any]) -> tuple[str, ...]:
     arch = m.get("architecture")
     graphs = {"stylegan": ("mapping", "synthesis"), "dcgan": ("generator",)}.get(str(arch))
     if graphs is None:
@@ -151,17 +141,7 @@ def _check_image_gan(path: Path, m: Mapping[str, Any]) -> None:
     missing = [k for k in need if not isinstance(cfg, dict) or k not in cfg]
     if missing:
         raise _fail(path, f"{MANIFEST}: 'config' lacks {', '.join(missing)}")
-    _check_graphs(path, m, graphs)
-
-
-def _check_image_features(path: Path, m: Mapping[str, Any]) -> None:
-    cfg = m.get("config")
-    missing = [k for k in ("img_size", "feature_dim") if not isinstance(cfg, dict) or k not in cfg]
-    if missing:
-        raise _fail(path, f"{MANIFEST}: 'config' lacks {', '.join(missing)}")
-    if "reference" not in m:
-        raise _fail(path, f"{MANIFEST}: required field 'reference' is missing")
-    _check_graphs(path, m, ("features",))
+    return graphs
 
 
 def load_package(path: Path | str, verify: bool = True) -> ModelPackage:

@@ -8,6 +8,7 @@ Search order (first match wins, so a user's package can replace a shipped one of
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_MODELS = {"text-lm": ("writer", "writer-tiny"), "image-gan": ("emoji-sty
                   "image-features": ("emoji-features",)}
 """The default model of each kind, in order of preference; otherwise the first installed."""
 ENV_VAR = "AIGC_STUDIO_MODELS"
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 def shipped_models_dir() -> Path:
@@ -61,8 +64,11 @@ class ModelRegistry:
     def _candidates(self) -> list[Path]:
         found = []
         for root in self.search_paths:
-            if root.is_dir():
-                found += sorted(p for p in root.iterdir() if (p / MANIFEST).is_file())
+            try:
+                if root.is_dir():
+                    found += sorted(p for p in root.iterdir() if (p / MANIFEST).is_file())
+            except OSError as exc:  # an unreadable folder hides its packages, not every package
+                log.warning("model folder %s cannot be read: %s", root, exc)
         return found
 
     def list(self, kind: str | None = None) -> list[PackageInfo]:
@@ -73,6 +79,9 @@ class ModelRegistry:
                 m = read_manifest(p)
             except PackageError as exc:
                 info = PackageInfo(p.name, "?", p, 0, "?", "?", error=str(exc))
+                if str(exc) not in _warned:  # once per process, however often the list is read
+                    _warned.add(str(exc))
+                    log.warning("skipping a broken model package: %s", exc)
             else:
                 sources = ", ".join(f"{s.get('package', '?')} {s.get('version', '')}".strip()
                                     for s in m.get("sources", []))

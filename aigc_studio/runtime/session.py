@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from aigc_studio.runtime.package import ModelPackage, PackageError
 
 DEVICES = ("auto", "cpu", "gpu")
+
+
+def max_threads() -> int:
+    """The most intra-op threads a session may ask for: 4 per CPU core (at least 8). More only contend,
+    and each thread costs a stack (100,000 of them exhausted the machine's memory)."""
+    return max(8, 4 * (os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     intra-op threads busy-wait for work between operators (see below)."""
     import onnxruntime as ort
 
+    if not 0 <= int(threads) <= max_threads():
+        raise ValueError(f"threads must be from 0 (automatic) to {max_threads()} (4 per CPU core here), "
+                         f"not {threads}")
     providers, note = choose_providers(device)
     if variant is None and providers[0] == "CUDAExecutionProvider":
         variants = package.manifest[graph_key]["variants"]
@@ -57,7 +67,7 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     chosen, path = package.graph(variant)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = max(0, int(threads))
+    opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     # Spinning (onnxruntime's default) keeps a decode step's many small operators from waking sleeping

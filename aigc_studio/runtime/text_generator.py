@@ -207,6 +207,7 @@ class TextGenerator:
                                f"{kv_dtype!r}; this version reads {' or '.join(KV_DTYPES)} (int8 only with the "
                                f"'shared' cache layout)")
         self.kv_dtype, onnx_type = KV_DTYPES[kv_dtype]
+        self._check_config_against_graph()
         past_types = {i.type for i in self._session.get_inputs() if i.name.startswith("past_key_values.")}
         if past_types - {onnx_type}:
             raise PackageError(f"{package.path}: the {self.variant} graph's cache is {', '.join(sorted(past_types))}, "
@@ -220,6 +221,24 @@ class TextGenerator:
         self._binding: tuple | None = None  # ((B, T, keep), IOBinding, logits, OrtValues, arrays): _shared_binding
         self._terminate = threading.Event()
         self.last_stats = GenerationStats()
+
+    def _check_config_against_graph(self) -> None:
+        """The manifest's config must describe the graph: as many cache inputs as 2 x n_layer, and the
+        cache's heads and head size and the vocabulary where the graph states them."""
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        layers = sum(1 for name in inputs if name.startswith("past_key_values.")) // 2
+        found = {"n_layer": layers}
+        past = inputs.get("past_key_values.0.key")
+        if past is not None and len(past.shape) == 4:
+            found["kv_heads"], found["head_dim"] = past.shape[1], past.shape[3]
+        if "logits" in outputs and outputs["logits"].shape:
+            found["vocab_size"] = outputs["logits"].shape[-1]
+        for key, actual in found.items():
+            stated = getattr(self, key)
+            if isinstance(actual, int) and actual != stated:
+                raise PackageError(f"{self.package.path}: manifest config.{key} is {stated}, but the graph "
+                                   f"{self.package.graph(self.variant)[1].name} has {actual}")
 
     # ------------------------------------------------------------------ model steps
 

@@ -159,5 +159,8 @@ class RuntimeBackend:
             if name is None:
                 where = ", ".join(str(p) for p in self._get_registry().search_paths)
                 raise PackageError(f"no text model is installed (searched {where})")
+        from aigc_studio.runtime.session import max_threads
+
         package = self._get_registry().load(name)
-        return TextGenerator(package, device=choice.device, threads=choice.threads, spin=choice.spin)
+        threads = min(choice.threads, max_threads())  # a setting made on a bigger machine still loads
+        return TextGenerator(package, device=choice.device, threads=threads, spin=choice.spin)
