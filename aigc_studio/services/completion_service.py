@@ -387,7 +387,8 @@ class CompletionService(QObject):
 
         self._last_id = 0
         self._pending: CompletionRequest | None = None
-        self._sent_at: dict[int, float] = {}
+        self._sent_at: tuple[int, float] | None = None  # the latest sent request and when: the only one
+        # whose result is shown, so the only one whose latency is measured
         self._continue_id = 0
         self._status = ModelStatus()
         self._models: list[ModelInfo] = []
@@ -521,7 +522,7 @@ class CompletionService(QObject):
         request, self._pending = self._pending, None
         if request is None or request.request_id != self._last_id:
             return
-        self._sent_at[request.request_id] = time.perf_counter()
+        self._sent_at = (request.request_id, time.perf_counter())
         self.request_sent.emit(request.request_id)
         self._send_complete.emit(request)
 
@@ -530,8 +531,8 @@ class CompletionService(QObject):
         if suggestion.request_id != self._last_id:
             self.stale_dropped += 1
             return
-        sent = self._sent_at.pop(suggestion.request_id, None)
-        if sent is not None:
+        if self._sent_at is not None and self._sent_at[0] == suggestion.request_id:
+            sent, self._sent_at = self._sent_at[1], None
             self.latency_measured.emit(time.perf_counter() - sent)
         self.suggestion_ready.emit(suggestion)
 
