@@ -105,8 +105,9 @@ class Setting:
             return "must be an integer"
         if self.kind is float and not isinstance(value, (int, float, np.integer, np.floating)):
             return "must be a number"
-        number = float(value)  # type: ignore[arg-type]
-        if math.isnan(number):
+        # Whole numbers are compared exactly: as floats, 2**63 - 1 rounds up past its own maximum.
+        number = int(value) if isinstance(value, (int, np.integer)) else float(value)  # type: ignore[arg-type]
+        if isinstance(number, float) and math.isnan(number):
             return "must not be NaN"
         if self.minimum is not None and number < self.minimum:
             return "is too small"

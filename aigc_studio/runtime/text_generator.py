@@ -527,7 +527,7 @@ class TextGenerator:
     def _sample_stream(self, prompt: str, config: SamplingConfig, cancel: Cancel, seed_offset: int,
                        out_tokens: list[int], out_score: list[float] | None = None) -> Iterator[str]:
         if config.seed is not None and seed_offset:
-            config = config.with_(seed=config.seed + seed_offset)
+            config = config.with_(seed=(config.seed + seed_offset) % 2**63)  # the largest seed wraps
         ids, rest = self._split_prompt(prompt, config.max_new_tokens)
         generated = bytearray()
         emitted = 0

@@ -82,3 +82,20 @@ def test_cli_refuses_a_prompt_that_is_not_utf8(capsys: pytest.CaptureFixture[str
     assert main(["complete", "-"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "standard input is not valid UTF-8" in err
+
+
+def test_the_largest_seed_is_accepted(tiny_text_package: Path) -> None:
+    """Finding 10: `--seed 9223372036854775807` was refused with a message that named it as the upper
+    limit (the check compared it as a float, which rounds up to 2**63)."""
+    from aigc_studio.core.sampling import FIELDS
+
+    top = 2**63 - 1
+    assert SamplingConfig(seed=top).validated().seed == top
+    assert FIELDS["seed"].parse(str(top)) == top
+    with pytest.raises(ValueError, match="seed=9223372036854775808 is too large"):
+        SamplingConfig(seed=top + 1).validated()
+    with pytest.raises(ValueError, match="seed=-1 is too small"):
+        SamplingConfig(seed=-1).validated()
+    gen = TextGenerator(load_package(tiny_text_package), threads=1)
+    samples = gen.complete("The", SamplingConfig(strategy="top-p", seed=top, num_return=3, max_new_tokens=3))
+    assert samples
