@@ -1,10 +1,15 @@
-"""The sampling panel (a dock): model, device and threads, preset, strategy and its settings, seed.
+"""The sampling panel (a dock): the preset and the suggestions first, then the model, then, behind
+"Advanced" (folded by default, remembered in the settings), the decoding strategy and its settings,
+the pause before a suggestion, threads and busy-waiting.
 
 Built from the setting declarations; the settings that the chosen strategy does not use are greyed
-out. When the GPU cannot be used, the panel says why (the runtime's device note).
+out. A note under the preset says what the choice costs. The GPU's unavailability is said only where
+it matters: on the device list's GPU entry, and under it when the GPU was chosen.
 """
 
 from __future__ import annotations
+
+import re
 
 from PySide6.QtCore import QSignalBlocker, Qt, Slot
 from PySide6.QtGui import QStandardItemModel
@@ -16,18 +21,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from aigc_studio.core.sampling import FIELDS
+from aigc_studio.core.sampling import FIELDS, PRESETS, SamplingConfig
 from aigc_studio.services.models import ModelInfo, ModelStatus
 from aigc_studio.services.settings import OPTIONS, Settings, sampling_key
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 
-from .settings_form import SettingsForm
+from .settings_form import SettingsForm, guard_wheel
 
-__all__ = ["SamplingPanel"]
+__all__ = ["SamplingPanel", "cost_note", "plain_gpu_reason"]
 
 # Which decoding settings each strategy uses (the others are greyed out).
 _USED_BY: dict[str, frozenset[str]] = {
@@ -44,9 +51,39 @@ _SAMPLING_ORDER = ("temperature", "top_k", "top_p", "min_p", "num_beams", "lengt
                    "repetition_penalty", "repetition_window", "num_return", "max_new_tokens",
                    "seed", "stop")
 
+_BEAM_TIP = ("Beam search follows several candidate continuations at once: several times the work of "
+             "greedy decoding, a second or more per suggestion on a CPU. Suggestions as you type "
+             "therefore stay greedy; the beams give the alternatives (Alt+]).")
+
 
 def _size(size_bytes: int) -> str:
     return f"{size_bytes / 1e6:.0f} MB" if size_bytes >= 1e6 else f"{size_bytes / 1e3:.0f} kB"
+
+
+def _compact(form: QFormLayout) -> QFormLayout:
+    """A form in a narrow panel: no margins of its own inside a group, and fields go under their
+    labels when the panel is too narrow for both on one line."""
+    form.setContentsMargins(0, 0, 0, 0)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
+
+
+def cost_note(config: SamplingConfig) -> str:
+    """What decoding with ``config`` gives and costs, in a writer's words."""
+    if config.is_beam:
+        return (f"Suggestions as you type: greedy (the most likely words), to keep up with your "
+                f"typing. Alternatives (Alt+]): beam search over {config.num_beams} candidates, "
+                f"several times the work: they can take a second or more on a CPU.")
+    if config.is_greedy:
+        return "The most likely words: the quickest suggestions, the same each time."
+    return f"More varied words ({config.describe()}), as quick as Fast; different each time."
+
+
+def plain_gpu_reason(reason: str) -> str:
+    """The runtime's reason for not using the GPU without onnxruntime's provider list."""
+    text = reason.split("; available:", 1)[0]
+    text = re.sub(r"\s*\b\w+ExecutionProvider\b,?", "", text).strip().rstrip(";,")
+    return text or "no usable GPU was found"
 
 
 class SamplingPanel(QWidget):
@@ -60,12 +97,43 @@ class SamplingPanel(QWidget):
         self._model = model
         self._sampling = sampling
 
-        # Model: which package, where it runs, with how many threads.
+        # Suggestions: the preset first, what it costs, then length and Continue.
+        suggestion_box = QGroupBox("Suggestions", self)
+        suggestion_layout = QVBoxLayout(suggestion_box)
+        preset_row = _compact(QFormLayout())
+        self.preset_combo = guard_wheel(QComboBox(suggestion_box))
+        self.preset_combo.setObjectName("presetCombo")
+        self.preset_combo.addItem("Custom", "")
+        for name in sampling.presets:
+            self.preset_combo.addItem(name, name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, cost_note(PRESETS[name]),
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setToolTip("How the model picks its words (the settings under Advanced); "
+                                     "the seed, the length and the stop mode stay as they are")
+        self.preset_combo.activated.connect(self._on_preset_activated)
+        preset_row.addRow("Preset", self.preset_combo)
+        suggestion_layout.addLayout(preset_row)
+        self.preset_note = QLabel(suggestion_box)
+        self.preset_note.setObjectName("presetNote")
+        self.preset_note.setWordWrap(True)
+        self.preset_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        suggestion_layout.addWidget(self.preset_note)
+        suggestion_form = SettingsForm(
+            settings, ["completion/enabled", "completion/max_words", "continue/max_new_tokens",
+                       "continue/style", "continue/stop"], suggestion_box)
+        _compact(suggestion_form.layout_)
+        suggestion_layout.addWidget(suggestion_form)
+
+        # Model: which package and where it runs.
         model_box = QGroupBox("Model", self)
         model_form = QFormLayout(model_box)
-        self.model_combo = QComboBox(model_box)
+        model_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.model_combo = guard_wheel(QComboBox(model_box))
         self.model_combo.setObjectName("modelCombo")
         self.model_combo.setToolTip(OPTIONS["model/name"].help)
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(8)
         self.model_combo.currentIndexChanged.connect(self._on_model_combo_changed)
         reload_button = QPushButton("Reload", model_box)
         reload_button.setToolTip("Load the model again (for example after installing a package)")
@@ -74,63 +142,74 @@ class SamplingPanel(QWidget):
         row.addWidget(self.model_combo, 1)
         row.addWidget(reload_button)
         model_form.addRow("Model", row)
-        device_form = SettingsForm(settings, ["model/device", "model/threads", "model/spin"], model_box)
+        device_form = SettingsForm(settings, ["model/device"], model_box)
+        _compact(device_form.layout_)
         self.device_combo: QComboBox = device_form.editors["model/device"]  # type: ignore[assignment]
-        threads = device_form.editors["model/threads"]
-        threads.setSpecialValueText("Auto")  # type: ignore[attr-defined]
         model_form.addRow(device_form)
         self.gpu_note = QLabel(model_box)
         self.gpu_note.setObjectName("gpuNote")
         self.gpu_note.setWordWrap(True)
+        self.gpu_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.gpu_note.hide()
         model_form.addRow(self.gpu_note)
         self.status_label = QLabel(model_box)
         self.status_label.setObjectName("modelStatusLabel")
         self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         model_form.addRow(self.status_label)
 
-        # Decoding: preset, strategy, then the strategy's settings.
-        decoding_box = QGroupBox("Decoding", self)
+        # Advanced, folded by default: the strategy and its settings, timing, threads.
+        self.advanced_button = QToolButton(self)
+        self.advanced_button.setObjectName("advancedButton")
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setAutoRaise(True)
+        self.advanced_button.setStyleSheet("QToolButton { border: none; }")  # a disclosure, not a button
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setToolTip(OPTIONS["panel/advanced"].help)
+        self.advanced = QWidget(self)
+        self.advanced.setObjectName("advancedSettings")
+        advanced_layout = QVBoxLayout(self.advanced)
+        advanced_layout.setContentsMargins(0, 0, 0, 0)
+        decoding_box = QGroupBox("Decoding", self.advanced)
         decoding_layout = QVBoxLayout(decoding_box)
-        preset_row = QFormLayout()
-        self.preset_combo = QComboBox(decoding_box)
-        self.preset_combo.setObjectName("presetCombo")
-        self.preset_combo.addItem("Custom", "")
-        for name in sampling.presets:
-            self.preset_combo.addItem(name, name)
-        self.preset_combo.setToolTip("Starting points for the settings below; the seed, the length "
-                                     "and the stop mode stay as they are")
-        self.preset_combo.activated.connect(self._on_preset_activated)
-        preset_row.addRow("Preset", self.preset_combo)
-        decoding_layout.addLayout(preset_row)
         self.form = SettingsForm(settings, [sampling_key("strategy")]
                                  + [sampling_key(name) for name in _SAMPLING_ORDER
                                     if name in FIELDS], decoding_box)
+        _compact(self.form.layout_)
         decoding_layout.addWidget(self.form)
-
-        suggestion_box = QGroupBox("Suggestions", self)
-        suggestion_layout = QVBoxLayout(suggestion_box)
-        suggestion_layout.addWidget(SettingsForm(
-            settings, ["completion/enabled", "completion/max_words", "completion/debounce_ms",
-                       "continue/max_new_tokens", "continue/style", "continue/stop"], suggestion_box))
+        strategy = self.form.editors[sampling_key("strategy")]
+        if isinstance(strategy, QComboBox) and strategy.findData("beam") >= 0:
+            strategy.setItemData(strategy.findData("beam"), _BEAM_TIP, Qt.ItemDataRole.ToolTipRole)
+        timing_box = QGroupBox("Timing and threads", self.advanced)
+        timing_layout = QVBoxLayout(timing_box)
+        timing_form = SettingsForm(settings, ["completion/debounce_ms", "model/threads",
+                                              "model/spin"], timing_box)
+        timing_form.editors["model/threads"].setSpecialValueText("Auto")  # type: ignore[attr-defined]
+        _compact(timing_form.layout_)
+        timing_layout.addWidget(timing_form)
+        advanced_layout.addWidget(decoding_box)
+        advanced_layout.addWidget(timing_box)
 
         content = QWidget(self)
         layout = QVBoxLayout(content)
-        layout.addWidget(model_box)
-        layout.addWidget(decoding_box)
         layout.addWidget(suggestion_box)
+        layout.addWidget(model_box)
+        layout.addWidget(self.advanced_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.advanced)
         layout.addStretch(1)
-        content.setMinimumWidth(content.sizeHint().width())
         scroll = QScrollArea(self)
+        scroll.setObjectName("samplingScroll")
         scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(content)
+        self.scroll = scroll
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
 
+        self.advanced_button.toggled.connect(self._on_advanced_toggled)
         model.models_changed.connect(self._on_models_changed)
         model.status_changed.connect(self._on_status_changed)
         model.gpu_changed.connect(self._update_gpu_item)
@@ -139,7 +218,22 @@ class SamplingPanel(QWidget):
         self._on_models_changed(model.models)
         self._on_status_changed(model.status)
         self._on_preset_changed(sampling.preset)
+        self._show_advanced(bool(settings.value("panel/advanced")))
         self._update_enabled()
+
+    # -- advanced ---------------------------------------------------------------------------------
+
+    def _show_advanced(self, shown: bool) -> None:
+        blocker = QSignalBlocker(self.advanced_button)
+        self.advanced_button.setChecked(shown)
+        blocker.unblock()
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown
+                                          else Qt.ArrowType.RightArrow)
+        self.advanced.setVisible(shown)
+
+    @Slot(bool)
+    def _on_advanced_toggled(self, shown: bool) -> None:
+        self._settings.set_value("panel/advanced", shown)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -179,15 +273,17 @@ class SamplingPanel(QWidget):
         else:
             text = "No model loaded yet"
         gpu = self._model.gpu
-        known = gpu is not None and not gpu[0] and gpu[1] == status.device_note
-        if status.device_note and status.state == "ready" and not known:
-            text += f"<br><i>GPU not used: {status.device_note}</i>"
+        known = gpu is not None and not gpu[0] and gpu[1] == status.device_note  # the note says it
+        if (status.device_note and status.state == "ready" and not known
+                and str(self._settings.value("model/device")) == "gpu"):
+            text += f"<br><i>The GPU is not used: {plain_gpu_reason(status.device_note)}</i>"
         self.status_label.setText(text)
         self._update_gpu_item()
 
     @Slot()
     def _update_gpu_item(self) -> None:
-        """The GPU entry of the device list says whether, and why not, the GPU can be used."""
+        """The GPU entry of the device list says whether, and why not, the GPU can be used; the note
+        under the list says it only when the GPU was chosen."""
         gpu = self._model.gpu
         items = self.device_combo.model()
         index = self.device_combo.findData("gpu")
@@ -195,13 +291,18 @@ class SamplingPanel(QWidget):
             return
         item = items.item(index)
         if gpu is not None and not gpu[0]:
+            why = plain_gpu_reason(gpu[1])
             item.setText("GPU (not available)")
-            item.setToolTip(f"The GPU cannot be used: {gpu[1]}")
-            self.gpu_note.setText(f"GPU not available: {gpu[1]}")
-            self.gpu_note.show()
+            item.setToolTip(f"The GPU cannot be used here: {why}")
+            self.device_combo.setToolTip(f"{OPTIONS['model/device'].help}\n\nThe GPU cannot be "
+                                         f"used here: {why}.")
+            self.gpu_note.setText(f"The GPU cannot be used here, so the model runs on the CPU: "
+                                  f"{why}.")
+            self.gpu_note.setVisible(str(self._settings.value("model/device")) == "gpu")
         else:
             item.setText("GPU")
             item.setToolTip("Run the model on the GPU (CUDA)")
+            self.device_combo.setToolTip(OPTIONS["model/device"].help)
             self.gpu_note.hide()
 
     # -- decoding ---------------------------------------------------------------------------------
@@ -217,11 +318,21 @@ class SamplingPanel(QWidget):
         blocker = QSignalBlocker(self.preset_combo)
         self.preset_combo.setCurrentIndex(max(self.preset_combo.findData(name), 0))
         blocker.unblock()
+        self._update_preset_note()
+
+    def _update_preset_note(self) -> None:
+        self.preset_note.setText(cost_note(self._settings.sampling_config()))
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
+        if key.startswith("sampling/"):
+            self._update_preset_note()
         if key == sampling_key("strategy"):
             self._update_enabled()
+        elif key == "panel/advanced":
+            self._show_advanced(bool(value))
+        elif key == "model/device":
+            self._on_status_changed(self._model.status)
         elif key == "model/name":
             index = self.model_combo.findData(value)
             if index >= 0:

@@ -3,6 +3,10 @@
 One widget per option, chosen by its type and bounds, with its title as label and its help as tooltip.
 Widgets follow the settings (a change from elsewhere updates them, with their signals blocked so
 nothing loops back) and write changes straight into the settings.
+
+Spin boxes and combo boxes change on the mouse wheel only once they have the keyboard focus (a click or
+Tab): the wheel over an unfocused one scrolls the panel around it instead of changing, and saving, the
+value under the pointer (:func:`guard_wheel`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Slot
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Slot
 from PySide6.QtGui import QIntValidator
 from PySide6.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -25,11 +31,33 @@ from PySide6.QtWidgets import (
 
 from aigc_studio.services.settings import OPTIONS, Option, Settings
 
-__all__ = ["SettingsForm", "make_editor", "set_editor_value"]
+__all__ = ["SettingsForm", "guard_wheel", "make_editor", "set_editor_value"]
 
 log = logging.getLogger(__name__)
 
 INT_LIMIT = 2**31 - 1
+
+
+class _WheelGuard(QObject):
+    """Drops wheel events to an unfocused value widget, leaving them to the scroll area around it."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget)
+                and not watched.hasFocus()):
+            event.ignore()  # ignored, a spontaneous wheel event goes on to the parents
+            return True
+        return False
+
+
+_WHEEL_GUARD = _WheelGuard()
+
+
+def guard_wheel(widget: QWidget) -> QWidget:
+    """Let ``widget`` (a spin box, combo box or slider) change on the wheel only when it has the focus,
+    and take the focus from a click or Tab but not from the wheel (``Qt.StrongFocus``)."""
+    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    widget.installEventFilter(_WHEEL_GUARD)
+    return widget
 
 
 def make_editor(option: Option, parent: QWidget | None = None) -> QWidget:
@@ -68,6 +96,8 @@ def make_editor(option: Option, parent: QWidget | None = None) -> QWidget:
         widget = double
     else:
         widget = QLineEdit(parent)
+    if isinstance(widget, (QAbstractSpinBox, QComboBox, QAbstractSlider)):
+        guard_wheel(widget)
     widget.setObjectName(option.key.replace("/", "_"))
     widget.setToolTip(option.help)
     widget.setWhatsThis(option.help)

@@ -197,6 +197,9 @@ OPTIONS: dict[str, Option] = _options(
     Option("model/spin", bool, True, "Busy-wait",
            "The model's threads wait for work without sleeping: faster on an otherwise idle computer "
            "(the writer about 20% on two threads), slower while other programs keep the cores busy."),
+    Option("panel/advanced", bool, False, "Advanced settings",
+           "Show the Sampling panel's advanced settings: the decoding strategy and its parameters, "
+           "the pause before a suggestion, threads and busy-waiting."),
     Option("editor/font_size", int, 13, "Font size",
            "The size of the editor's text.", minimum=6, maximum=72, step=1, suffix=" pt"),
     Option("editor/wrap", bool, True, "Wrap lines",

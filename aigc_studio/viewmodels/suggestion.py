@@ -258,7 +258,7 @@ class SuggestionViewModel(QObject):
         position = source.cursor_position()
         context = self._context(position, self._policy())
         if suggestion_site(context, source.block_tail(position)) is not Site.NONE:
-            self._service.prime(context, self._config())
+            self._service.prime(context, self.inline_config())
 
     # -- user actions -----------------------------------------------------------------------------
 
@@ -307,6 +307,17 @@ class SuggestionViewModel(QObject):
     def _config(self) -> SamplingConfig:
         return self._settings.sampling_config()
 
+    def inline_config(self) -> SamplingConfig:
+        """The decoding settings of the suggestions shown as you type (and of priming the model): the
+        Sampling panel's, except that beam search becomes greedy decoding. Beam search runs every beam
+        through the model at each step and returns nothing until it ends, too slow on a CPU to answer
+        a keystroke before the next one; the panel's beams serve the alternatives (Alt+]), which the
+        writer asks for and waits for."""
+        config = self._config()
+        if config.is_beam:
+            config = config.with_(strategy="greedy", num_return=1)
+        return config
+
     def _schedule(self, kind: str, *, immediate: bool = False) -> None:
         source = self._source
         if source is None or self._service.status.state != "ready":
@@ -323,8 +334,9 @@ class SuggestionViewModel(QObject):
                 self._pending = None
             return
         long = kind == "long"
+        config = self._config() if kind == "alternatives" else self.inline_config()
         request_id = self._service.request(
-            context, self._config(), max_words=policy.words(long) + (TOP_UP_WORDS if kind == "extend" else 0),
+            context, config, max_words=policy.words(long) + (TOP_UP_WORDS if kind == "extend" else 0),
             long=long,
             alternatives=ALTERNATIVES if kind == "alternatives" else 1, immediate=immediate)
         self._pending = _Pending(request_id, position, kind)

@@ -297,3 +297,23 @@ def test_continue_samples_by_default_and_can_follow_the_panel(qtbot, service, se
     assert (sent.strategy, sent.repetition_penalty, sent.seed, sent.max_new_tokens) == ("greedy", 1.3, 7, 120)
     settings.set_value("continue/style", "Creative")
     assert (model.continue_config().top_p, model.continue_config().temperature) == (0.95, 1.1)
+
+
+def test_inline_suggestions_never_wait_for_beam_search(qtbot, model, source, service, settings,
+                                                       generator) -> None:
+    """The writer's panel: the Precise preset (beam search) took 1.3-1.9 s per inline suggestion on a
+    CPU, so most keystrokes got none. Suggestions as you type (and priming) decode greedily whatever
+    the preset; the panel's beams serve Alt+] alternatives, and Continue keeps its own decoding."""
+    settings.apply_preset("Precise")
+    continue_before = model.continue_config()
+    type_keys(model, source, "The")
+    wait_for_ghost(qtbot, model)
+    sent = generator.calls[-1].config
+    assert (sent.is_beam, sent.is_greedy, sent.num_return) == (False, True, 1)
+    assert model.inline_config() == settings.sampling_config().with_(strategy="greedy")
+    assert settings.sampling_config().is_beam  # the panel keeps what the writer chose
+    model.cycle(1)  # Alt+]: the panel's beams
+    qtbot.waitUntil(lambda: not model.waiting, timeout=5000)
+    assert generator.calls[-1].config.is_beam and generator.calls[-1].config.num_beams == 4
+    assert model.continue_config() == continue_before
+    assert (continue_before.strategy, continue_before.top_p) == ("top-p", 0.9)  # Balanced by default
