@@ -45,6 +45,8 @@ temperature=0.8
 top_p=0.9
 repetition_penalty=1.1
 seed=2026
+[panel]
+advanced=true
 INI
 (app --screenshot docs/screenshot-sampling.png --screenshot-after 5 --screenshot-widget samplingDock)
 
@@ -53,7 +55,7 @@ echo "== the recovery prompt"
 pid=$!
 sleep 4
 type_into_window "Dear Jane, I write in haste: the carriage is at the door and"
-sleep 5   # the autosave runs a few seconds after the last keystroke
+sleep 2   # recovery keeps at most about a second of typing unsaved
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 (app --screenshot docs/screenshot-recovery.png --screenshot-after 4)
