@@ -30,19 +30,32 @@ import numpy as np
 SEED_MAX = 2**32 - 1          # numpy's legacy seeding accepts 0 .. 2**32 - 1
 PSI_RANGE = (-1.0, 2.0)       # truncation ψ accepted (StyleGAN3's visualiser offers the same range)
 DIRECTION_LIMIT = 20.0        # |offset| along a principal direction, in standard deviations
+MAX_FRAMES = 600              # frames of one interpolation (a 64 px frame costs about 1.8 MB on the way)
 LAYER_GROUPS = ("coarse", "middle", "fine")
 
 
 # ----------------------------------------------------------------------------- seeds
 
 
-def check_seed(seed: object) -> int:
-    """`seed` as an int in 0..SEED_MAX, or a ValueError that says what is wrong."""
+def check_seed(seed: object, what: str = "seed") -> int:
+    """`seed` as an int in 0..SEED_MAX (both included), or a ValueError that names `what` ("seed",
+    "mix seed") and the accepted range."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"a seed must be a whole number, not {seed!r}")
+        raise ValueError(f"a {what} must be a whole number, not {seed!r}")
     if not 0 <= int(seed) <= SEED_MAX:
-        raise ValueError(f"seed {seed} is out of range: use 0 .. {SEED_MAX}")
+        raise ValueError(f"{what} {seed} is out of range: seeds are whole numbers from 0 to {SEED_MAX} "
+                         "(2**32 - 1), both included")
     return int(seed)
+
+
+def seed_range(first: object, count: int, what: str = "seed") -> list[int]:
+    """The `count` consecutive seeds first, first + 1, ... (a grid), or a ValueError naming the first
+    seed when the last one would pass SEED_MAX."""
+    start = check_seed(first, what)
+    if start + count - 1 > SEED_MAX:
+        raise ValueError(f"{what} {start} is too large for {count} consecutive seeds: the last would be "
+                         f"{start + count - 1}, past {SEED_MAX}; use a {what} of at most {SEED_MAX - count + 1}")
+    return list(range(start, start + count))
 
 
 def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
@@ -294,11 +307,18 @@ def apply_directions(w: np.ndarray, directions: np.ndarray, stds: np.ndarray,
 # ----------------------------------------------------------------------------- interpolation
 
 
+def check_frames(frames: object) -> int:
+    """`frames` as an int in 2..MAX_FRAMES, or a ValueError that gives the range."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+        raise ValueError(f"the number of frames must be a whole number, not {frames!r}")
+    if not 2 <= int(frames) <= MAX_FRAMES:
+        raise ValueError(f"an interpolation has 2 to {MAX_FRAMES} frames, not {frames}")
+    return int(frames)
+
+
 def interpolation_weights(frames: int) -> np.ndarray:
-    """`frames` weights from 0 to 1 inclusive (the endpoints are the two inputs)."""
-    if int(frames) < 2:
-        raise ValueError(f"an interpolation needs at least 2 frames, not {frames}")
-    return np.linspace(0.0, 1.0, int(frames))
+    """`frames` weights from 0 to 1 inclusive (the endpoints are the two inputs); 2..MAX_FRAMES frames."""
+    return np.linspace(0.0, 1.0, check_frames(frames))
 
 
 def _ends(a: np.ndarray, b: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -11,6 +11,10 @@ PNG chunks are written and parsed here with `zlib` and `struct` (no Pillow in co
 an 8-bit RGBA/RGB image with text chunks, `with_text` adds or replaces text chunks of any PNG,
 `read_text` reads tEXt, zTXt and iTXt chunks, checking every CRC. `read_record` turns the chunks back
 into a `GenerationRecord` or raises `RecordError` with a message a user can act on.
+
+Reading is bounded, because the file comes from anywhere: `read_png_file` reads at most MAX_PNG_BYTES,
+and a text chunk may inflate to at most MAX_TEXT_CHUNK bytes (MAX_TEXT_TOTAL for all of them), so a
+small file holding a compressed-text bomb is refused instead of inflated.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import struct
 import zlib
 from collections.abc import Mapping
@@ -30,6 +35,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMETERS_KEY = "parameters"
 RECORD_KEY = "aigc-studio.record"
 RECORD_VERSION = 1
+MAX_PNG_BYTES = 256 * 2**20    # a PNG read for its record (a 32x32 grid of 64 px images is about 10 MB)
+MAX_TEXT_CHUNK = 2**20         # bytes one text chunk may hold, inflated (a record is a few kB; Pillow's limit)
+MAX_TEXT_TOTAL = 8 * 2**20     # bytes all the text chunks of one PNG may hold, inflated
 
 
 class RecordError(ValueError):
@@ -80,26 +88,73 @@ def iter_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _inflate(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-decompress `data` to at most `limit` bytes; RecordError if it holds more (a compression bomb)
+    or is not a complete zlib stream."""
+    d = zlib.decompressobj()
+    out = d.decompress(data, limit + 1)  # never more than limit + 1 bytes, however much `data` holds
+    if len(out) > limit:
+        raise RecordError(f"{what} inflates to more than {_TEXT_LIMITS}; the file is not an AIGC Studio "
+                          "image, or was made to exhaust memory")
+    if not d.eof:
+        raise RecordError(f"{what} cannot be read (its compressed text is truncated)")
+    return out
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+_TEXT_LIMITS = (f"the text a PNG may hold here ({_size(MAX_TEXT_CHUNK)} a chunk, {_size(MAX_TEXT_TOTAL)} in "
+                "all)")
+
+
 def read_text(data: bytes) -> dict[str, str]:
-    """The text chunks (tEXt, zTXt, iTXt) of a PNG as {keyword: text}; a later chunk wins."""
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG as {keyword: text}; a later chunk wins.
+
+    Bounded: each chunk's text may hold MAX_TEXT_CHUNK bytes, all of them MAX_TEXT_TOTAL (after
+    inflating); more raises RecordError."""
     text: dict[str, str] = {}
+    total = 0
     for kind, payload in iter_chunks(data):
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        key = payload.partition(b"\0")[0].decode("latin-1")
+        what = f"PNG text chunk {kind.decode()} {key[:79]!r}"
+        limit = min(MAX_TEXT_CHUNK, MAX_TEXT_TOTAL - total)
         try:
             if kind == b"tEXt":
-                k, _, v = payload.partition(b"\0")
-                text[k.decode("latin-1")] = v.decode("latin-1")
+                v = payload.partition(b"\0")[2]
+                raw, encoding = v, "latin-1"
             elif kind == b"zTXt":
-                k, _, rest = payload.partition(b"\0")
-                text[k.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
-            elif kind == b"iTXt":
-                k, _, rest = payload.partition(b"\0")
+                rest = payload.partition(b"\0")[2]
+                raw, encoding = _inflate(rest[1:], limit, what), "latin-1"
+            else:
+                rest = payload.partition(b"\0")[2]
                 compressed, rest = rest[0], rest[2:]
                 _lang, _, rest = rest.partition(b"\0")
                 _translated, _, v = rest.partition(b"\0")
-                text[k.decode("latin-1")] = (zlib.decompress(v) if compressed else v).decode("utf-8")
+                raw, encoding = (_inflate(v, limit, what) if compressed else v), "utf-8"
+            if len(raw) > limit:
+                raise RecordError(f"{what} holds more than {_TEXT_LIMITS}; the file is not an AIGC Studio "
+                                  "image")
+            text[key] = raw.decode(encoding)
+            total += len(raw)
         except (zlib.error, UnicodeDecodeError, IndexError) as exc:
-            raise RecordError(f"PNG text chunk {kind.decode()} cannot be read ({exc})") from None
+            raise RecordError(f"{what} cannot be read ({exc})") from None
     return text
+
+
+def read_png_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the PNG file `path`, reading at most `limit` (default MAX_PNG_BYTES) bytes:
+    RecordError for a larger file (or an endless one such as /dev/zero), OSError if it cannot be read."""
+    limit = MAX_PNG_BYTES if limit is None else limit
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RecordError(f"{os.fspath(path)} is larger than {_size(limit)}, more than any image AIGC Studio "
+                          "writes; it is not one of its PNGs")
+    return data
 
 
 def with_text(data: bytes, text: Mapping[str, str]) -> bytes:
@@ -213,8 +268,9 @@ def record_from_json(text: str, allow_edited: bool = False) -> GenerationRecord:
     after it was written: refused unless `allow_edited` (the values are still type-checked)."""
     try:
         d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"the generation record is not valid JSON ({exc}); it was damaged or edited "
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; a 5000-digit number; nesting too deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RecordError(f"the generation record is not valid JSON ({reason}); it was damaged or edited "
                           "by hand") from None
     if not isinstance(d, dict):
         raise RecordError("the generation record must be a JSON object")

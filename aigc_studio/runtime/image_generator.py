@@ -29,6 +29,8 @@ from aigc_studio.runtime.session import SessionInfo, create_session
 
 ARCHITECTURES = {"stylegan": ("mapping", "synthesis"), "dcgan": ("generator",)}
 COND_AVG_SAMPLES = 256   # fixed seeds whose mean w is the average w of a condition text
+GRID_MAX = 32            # rows and columns of a grid, each (32x32 images of 64 px: a 2048 px square)
+BATCH = 16               # images per graph run in grids and interpolations (bounds the activations)
 
 
 def to_rgba_uint8(x: np.ndarray) -> np.ndarray:
@@ -54,6 +56,29 @@ class Controls:
     mix_layers: str | None = None
     directions: Mapping[int, float] | None = None
     text: str = ""
+
+
+@dataclass(frozen=True)
+class Regeneration:
+    """What `ImageGenerator.regenerate` made from a record read back from a PNG.
+
+    `image` and `record`: the new pixels and their true record (the installed model's sha256, this
+    runtime and provider, the new pixels' hash), to be written with them. `recorded_model_sha256` is
+    the model hash the old record claims, `model_sha256` the installed package's. `same_pixels` is the
+    verdict from comparing the new pixels with the original file's pixels, never from the record
+    alone; `original_edited` says the original pixels no longer match the hash in their own record."""
+
+    image: np.ndarray
+    record: GenerationRecord
+    recorded_model_sha256: str
+    model_sha256: str
+    same_pixels: bool
+    original_edited: bool
+
+    @property
+    def model_changed(self) -> bool:
+        """The record names another build of the model than the one installed (the pixels will differ)."""
+        return self.recorded_model_sha256 != self.model_sha256
 
 
 class ImageGenerator:
@@ -199,7 +224,8 @@ class ImageGenerator:
             if controls.mix_seed is None or not controls.mix_layers:
                 raise ValueError("style mixing needs both a mix seed and the layers to take from it")
             layers = L.mixing_layers(controls.mix_layers, self.num_ws, self.layer_resolutions)
-            w2 = self.mapping(L.z_from_seed(controls.mix_seed, self.z_dim)[None], text)
+            mix_seed = L.check_seed(controls.mix_seed, "mix seed")
+            w2 = self.mapping(L.z_from_seed(mix_seed, self.z_dim)[None], text)
             w2 = L.truncate(L.broadcast_w(w2, self.num_ws), self.average_w(text), controls.psi)
             ws = L.style_mix(ws, np.repeat(w2, len(ws), axis=0), layers)
         if controls.directions:
@@ -231,11 +257,12 @@ class ImageGenerator:
         return img, self.record(seed, controls).with_pixels(img)
 
     def grid(self, seed: int, rows: int, cols: int, controls: Controls = Controls(),
-             batch: int = 16) -> tuple[np.ndarray, GenerationRecord]:
-        """rows x cols images of the consecutive seeds seed, seed+1, ... (row by row) as one image."""
-        if not (1 <= rows <= 32 and 1 <= cols <= 32):
-            raise ValueError(f"a grid has 1..32 rows and columns, not {rows}x{cols}")
-        seeds = [L.check_seed(seed + i) for i in range(rows * cols)]
+             batch: int = BATCH) -> tuple[np.ndarray, GenerationRecord]:
+        """rows x cols images of the consecutive seeds seed, seed+1, ... (row by row) as one image;
+        1..GRID_MAX rows and columns."""
+        if not (1 <= rows <= GRID_MAX and 1 <= cols <= GRID_MAX):
+            raise ValueError(f"a grid has 1 to {GRID_MAX} rows and 1 to {GRID_MAX} columns, not {rows}x{cols}")
+        seeds = L.seed_range(seed, rows * cols)
         imgs = np.concatenate([self.images(seeds[i:i + batch], controls) for i in range(0, len(seeds), batch)])
         h = w = self.img_size
         out = imgs.reshape(rows, cols, h, w, 4).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, 4)
@@ -243,39 +270,55 @@ class ImageGenerator:
 
     def interpolate(self, seed_a: int, seed_b: int, frames: int, space: str = "w",
                     controls: Controls = Controls()) -> list[np.ndarray]:
-        """`frames` images from seed_a to seed_b (both included): linear in w (after the controls), or
-        spherical in z (before the mapping; the only choice for a DCGAN)."""
+        """`frames` (2..MAX_FRAMES) images from seed_a to seed_b (both included): linear in w (after the
+        controls), or spherical in z (before the mapping; the only choice for a DCGAN). The graphs run
+        BATCH frames at a time, so memory grows with the frames' pixels only."""
         ts = L.interpolation_weights(frames)
         if space not in ("w", "z"):
             raise ValueError(f"interpolation space must be 'w' or 'z', not {space!r}")
+        parts = [ts[i:i + BATCH] for i in range(0, len(ts), BATCH)]
         if not self.is_style_based or space == "z":
             za, zb = (L.z_from_seed(s, self.z_dim) for s in (seed_a, seed_b))
-            z = np.stack([L.slerp(za, zb, t) for t in ts])
             if not self.is_style_based:
                 if controls != Controls():
                     self._need_style("these controls")
-                return list(to_rgba_uint8(self.sessions["generator"].session.run(["image"], {"z": z})[0]))
-            w = self.mapping(z, controls.text)
-            ws = L.truncate(L.broadcast_w(w, self.num_ws), self.average_w(controls.text), controls.psi)
-            if controls.directions:
-                ws = L.apply_directions(ws, self.directions, self.direction_stds, dict(controls.directions))
-            return list(to_rgba_uint8(self.synthesis(ws)))
+                run = self.sessions["generator"].session.run
+                return [img for part in parts
+                        for img in to_rgba_uint8(run(["image"], {"z": np.stack([L.slerp(za, zb, t) for t in part])})[0])]
+            avg = self.average_w(controls.text)
+            out = []
+            for part in parts:
+                w = self.mapping(np.stack([L.slerp(za, zb, t) for t in part]), controls.text)
+                ws = L.truncate(L.broadcast_w(w, self.num_ws), avg, controls.psi)
+                if controls.directions:
+                    ws = L.apply_directions(ws, self.directions, self.direction_stds, dict(controls.directions))
+                out += list(to_rgba_uint8(self.synthesis(ws)))
+            return out
         ends = self.ws_for([seed_a, seed_b], controls)
-        ws = np.stack([L.lerp(ends[0], ends[1], t) for t in ts])
-        return list(to_rgba_uint8(self.synthesis(ws)))
+        return [img for part in parts
+                for img in to_rgba_uint8(self.synthesis(np.stack([L.lerp(ends[0], ends[1], t) for t in part])))]
 
-    def regenerate(self, record: GenerationRecord) -> tuple[np.ndarray, bool]:
-        """(pixels, same) from a record read back from a PNG: `same` is True when the pixels are bit for
-        bit those the record describes. A record of another model raises RecordError."""
+    def regenerate(self, record: GenerationRecord, original: np.ndarray | None) -> Regeneration:
+        """The image of `record` (read back from a PNG) made again, compared bit for bit with
+        `original`, the (H, W, 4) uint8 RGBA pixels of that PNG (None: not comparable, e.g. a PNG of
+        another size, which then counts as different pixels). A record of another model (by name)
+        raises RecordError; another build of the same model is reported by `Regeneration.model_changed`,
+        and the new record carries the installed model's sha256, since that model drew the pixels."""
         if record.model != self.name:
             raise RecordError(f"the image was made by model '{record.model}', not '{self.name}'")
         controls = Controls(psi=record.psi, mix_seed=record.mix_seed, mix_layers=record.mix_layers,
                             directions=record.directions or None, text=record.text)
         if record.grid:
-            img, _ = self.grid(record.seed, record.grid[0], record.grid[1], controls)
+            img, new = self.grid(record.seed, record.grid[0], record.grid[1], controls)
         else:
-            img, _ = self.generate(record.seed, controls)
-        return img, (not record.pixels_sha256) or pixels_sha256(img) == record.pixels_sha256
+            img, new = self.generate(record.seed, controls)
+        same = edited = False
+        if original is not None:
+            original = np.asarray(original)
+            same = original.shape == img.shape and original.dtype == img.dtype and np.array_equal(original, img)
+            edited = bool(record.pixels_sha256) and pixels_sha256(original) != record.pixels_sha256
+        return Regeneration(image=img, record=new, recorded_model_sha256=record.model_sha256,
+                            model_sha256=self.model_sha256, same_pixels=bool(same), original_edited=edited)
 
     def png(self, image: np.ndarray, record: GenerationRecord) -> bytes:
         """PNG bytes of `image` carrying `record` (pixels hash and size filled in)."""

@@ -30,6 +30,39 @@ def test_bad_seeds(seed: object) -> None:
         L.z_from_seed(seed, 8)  # type: ignore[arg-type]
 
 
+def test_seed_bounds_are_the_ones_the_message_states() -> None:
+    assert L.SEED_MAX == 2**32 - 1
+    assert L.check_seed(0) == 0 and L.check_seed(L.SEED_MAX) == L.SEED_MAX
+    assert L.check_seed(np.uint32(L.SEED_MAX)) == L.SEED_MAX
+    assert L.z_from_seed(L.SEED_MAX, 4).shape == (4,)
+    for bad in (L.SEED_MAX + 1, -1, 2**63 - 1):
+        with pytest.raises(ValueError, match=f"seed {bad} is out of range: seeds are whole numbers from 0 to "
+                                             f"{L.SEED_MAX} \\(2\\*\\*32 - 1\\), both included"):
+            L.check_seed(bad)
+    with pytest.raises(ValueError, match="mix seed -1 is out of range"):
+        L.check_seed(-1, "mix seed")
+
+
+def test_seed_range() -> None:
+    assert L.seed_range(5, 3) == [5, 6, 7]
+    assert L.seed_range(L.SEED_MAX - 3, 4) == list(range(L.SEED_MAX - 3, L.SEED_MAX + 1))
+    with pytest.raises(ValueError, match=f"seed {L.SEED_MAX - 2} is too large for 4 consecutive seeds: the last "
+                                         f"would be {L.SEED_MAX + 1}.*at most {L.SEED_MAX - 3}"):
+        L.seed_range(L.SEED_MAX - 2, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        L.seed_range(-1, 1)
+
+
+def test_frames_are_bounded() -> None:
+    assert len(L.interpolation_weights(L.MAX_FRAMES)) == L.MAX_FRAMES
+    assert len(L.interpolation_weights(2)) == 2
+    for bad in (1, L.MAX_FRAMES + 1, 100_000):
+        with pytest.raises(ValueError, match=f"2 to {L.MAX_FRAMES} frames, not {bad}"):
+            L.interpolation_weights(bad)
+    with pytest.raises(ValueError, match="whole number"):
+        L.check_frames(2.5)
+
+
 def test_truncation_identity_average_and_cutoff() -> None:
     rng = np.random.default_rng(0)
     w = rng.standard_normal((3, 10, 16)).astype(np.float32)

@@ -130,3 +130,65 @@ def test_encode_png_checks_its_input_and_rgb() -> None:
     with pytest.raises(ValueError, match="keyword"):
         P.encode_png(rgb, {"": "x"})
     assert zlib.crc32(b"") == 0  # sanity for the chunk helper's use of zlib
+
+
+def _with_chunk(data: bytes, kind: bytes, payload: bytes) -> bytes:
+    """`data` with one more chunk just before IEND (written by hand, CRC right)."""
+    import struct
+
+    at = data.rindex(b"IEND") - 4
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return data[:at] + chunk + data[at:]
+
+
+def _ztxt(key: str, text: bytes) -> bytes:
+    return key.encode("latin-1") + b"\0\0" + zlib.compress(text, 9)
+
+
+def _itxt(key: str, text: bytes) -> bytes:
+    return key.encode("latin-1") + b"\0\1\0" + b"\0" + b"\0" + zlib.compress(text, 9)
+
+
+def test_compressed_text_is_inflated_and_bounded() -> None:
+    rec = _record()
+    small = _with_chunk(P.encode_png(_image()), b"zTXt", _ztxt(P.RECORD_KEY, rec.to_json().encode("latin-1",
+                                                                                                 "replace")))
+    assert P.read_text(small)[P.RECORD_KEY].startswith("{")
+    for kind, build in ((b"zTXt", _ztxt), (b"iTXt", _itxt)):
+        exact = _with_chunk(P.encode_png(_image()), kind, build("big", b"a" * P.MAX_TEXT_CHUNK))
+        assert len(P.read_text(exact)["big"]) == P.MAX_TEXT_CHUNK
+        over = _with_chunk(P.encode_png(_image()), kind, build("big", b"a" * (P.MAX_TEXT_CHUNK + 1)))
+        with pytest.raises(P.RecordError, match="inflates to more than"):
+            P.read_text(over)
+    plain = _with_chunk(P.encode_png(_image()), b"tEXt", b"big\0" + b"a" * (P.MAX_TEXT_CHUNK + 1))
+    with pytest.raises(P.RecordError, match="holds more than"):
+        P.read_text(plain)
+    # the total over all chunks is bounded too
+    data = P.encode_png(_image())
+    for i in range(P.MAX_TEXT_TOTAL // P.MAX_TEXT_CHUNK + 1):
+        data = _with_chunk(data, b"zTXt", _ztxt(f"k{i}", b"a" * P.MAX_TEXT_CHUNK))
+    with pytest.raises(P.RecordError, match="8 MiB in all"):
+        P.read_text(data)
+    cut = _ztxt("cut", b"abc" * 100)[:-6]
+    with pytest.raises(P.RecordError, match="truncated"):
+        P.read_text(_with_chunk(P.encode_png(_image()), b"zTXt", cut))
+    with pytest.raises(P.RecordError, match="cannot be read"):
+        P.read_text(_with_chunk(P.encode_png(_image()), b"zTXt", b"bad\0\0not zlib"))
+
+
+def test_read_png_file_is_bounded(tmp_path) -> None:
+    f = tmp_path / "a.png"
+    data = P.encode_png(_image(), _record().text_chunks())
+    f.write_bytes(data)
+    assert P.read_png_file(f) == data and P.read_png_file(f, limit=len(data)) == data
+    with pytest.raises(P.RecordError, match=f"larger than {len(data) - 1} bytes"):
+        P.read_png_file(f, limit=len(data) - 1)
+    with pytest.raises(OSError):
+        P.read_png_file(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("text, msg", [("[" * 100_000, "nested too deeply"), ('{"seed": ' + "9" * 5000 + "}", "digits")],
+                         ids=["deep", "long-number"])
+def test_records_python_cannot_parse_are_record_errors(text: str, msg: str) -> None:
+    with pytest.raises(P.RecordError, match=msg):
+        P.read_record(P.encode_png(_image(), {P.RECORD_KEY: text}))

@@ -123,6 +123,31 @@ def test_interpolation_endpoints(cond: ImageGenerator, space: str) -> None:
         cond.interpolate(4, 8, 1)
 
 
+@pytest.mark.parametrize("space", ["w", "z"])
+def test_long_interpolation_runs_in_batches_with_the_same_frames(uncond: ImageGenerator, dcgan: ImageGenerator,
+                                                                 space: str) -> None:
+    from aigc_studio.runtime.image_generator import BATCH
+
+    n = 2 * BATCH + 3
+    for gen in (uncond, dcgan):
+        frames = gen.interpolate(4, 8, n, space=space)
+        assert len(frames) == n
+        assert np.array_equal(frames[0], gen.images([4])[0]) and np.array_equal(frames[-1], gen.images([8])[0])
+        # a frame of the third batch is the one a short interpolation through the same t gives
+        t = np.linspace(0.0, 1.0, n)[2 * BATCH + 1]
+        assert np.allclose(frames[2 * BATCH + 1].astype(int), _frame_at(gen, 4, 8, t, space).astype(int), atol=1)
+
+
+def _frame_at(gen: ImageGenerator, a: int, b: int, t: float, space: str) -> np.ndarray:
+    if not gen.is_style_based or space == "z":
+        z = L.slerp(L.z_from_seed(a, gen.z_dim), L.z_from_seed(b, gen.z_dim), t)[None]
+        if not gen.is_style_based:
+            return to_rgba_uint8(gen.sessions["generator"].session.run(["image"], {"z": z})[0])[0]
+        return to_rgba_uint8(gen.synthesis(L.broadcast_w(gen.mapping(z), gen.num_ws)))[0]
+    ends = gen.ws_for([a, b])
+    return to_rgba_uint8(gen.synthesis(L.lerp(ends[0], ends[1], t)[None]))[0]
+
+
 def test_grid(uncond: ImageGenerator) -> None:
     grid, rec = uncond.grid(10, 2, 3, batch=4)
     assert grid.shape == (32, 48, 4) and rec.grid == (2, 3)
@@ -138,11 +163,18 @@ def test_png_record_round_trip_regenerates_the_same_pixels(cond: ImageGenerator,
     data = cond.png(img, rec)
     back = read_record(data)
     assert back.model == "tiny-cond" and back.model_sha256 == cond.model_sha256 and back.provider
-    again, same = cond.regenerate(back)
-    assert same and np.array_equal(again, img)
+    result = cond.regenerate(back, img)
+    assert result.same_pixels and np.array_equal(result.image, img) and result.record == rec
+    assert not result.model_changed and not result.original_edited
     grid, grec = cond.grid(3, 2, 2, controls)
-    again, same = cond.regenerate(read_record(cond.png(grid, grec)))
-    assert same and np.array_equal(again, grid)
+    result = cond.regenerate(read_record(cond.png(grid, grec)), grid)
+    assert result.same_pixels and np.array_equal(result.image, grid)
+    # The verdict comes from the pixels given, not from the record's pixel hash.
+    other = grid.copy()
+    other[0, 0, 3] ^= 1
+    result = cond.regenerate(grec.with_pixels(grid), other)
+    assert not result.same_pixels and result.original_edited
+    assert not cond.regenerate(grec.with_pixels(grid), None).same_pixels
     # Edited by hand: refused with a message; accepted explicitly, it makes a different image.
     d = json.loads(read_text(data)[RECORD_KEY])
     d["seed"] = 43
@@ -151,14 +183,14 @@ def test_png_record_round_trip_regenerates_the_same_pixels(cond: ImageGenerator,
     edited = with_text(data, {RECORD_KEY: json.dumps(d)})
     with pytest.raises(RecordError, match="edited"):
         read_record(edited)
-    _, same = cond.regenerate(read_record(edited, allow_edited=True))
-    assert not same
+    result = cond.regenerate(read_record(edited, allow_edited=True), img)
+    assert not result.same_pixels and result.record.seed == 43
 
 
 def test_record_of_another_model(cond: ImageGenerator, uncond: ImageGenerator) -> None:
     _, rec = uncond.generate(1)
     with pytest.raises(RecordError, match="tiny-uncond"):
-        cond.regenerate(rec)
+        cond.regenerate(rec, None)
 
 
 def test_dcgan(dcgan: ImageGenerator) -> None:
@@ -171,13 +203,21 @@ def test_dcgan(dcgan: ImageGenerator) -> None:
         with pytest.raises(ValueError, match="StyleGAN-style"):
             dcgan.images([1], controls)
     img, rec = dcgan.generate(7)
-    assert dcgan.regenerate(read_record(dcgan.png(img, rec)))[1]
+    assert dcgan.regenerate(read_record(dcgan.png(img, rec)), img).same_pixels
 
 
 def test_bad_seeds(cond: ImageGenerator) -> None:
     for seed in (-1, 2**32, 1.5):
         with pytest.raises(ValueError, match="seed"):
             cond.images([seed])  # type: ignore[list-item]
+    assert cond.images([L.SEED_MAX]).shape == (1, 16, 16, 4)
+    with pytest.raises(ValueError, match=f"mix seed {2**32} is out of range: seeds are whole numbers from 0 to {L.SEED_MAX}"):
+        cond.images([1], Controls(mix_seed=2**32, mix_layers="fine"))
+    grid, rec = cond.grid(L.SEED_MAX - 1, 1, 2)
+    assert rec.seed == L.SEED_MAX - 1 and np.array_equal(grid[:, 16:], cond.images([L.SEED_MAX])[0])
+    with pytest.raises(ValueError, match=f"seed {L.SEED_MAX - 1} is too large for 3 consecutive seeds.*at most "
+                                         f"{L.SEED_MAX - 2}"):
+        cond.grid(L.SEED_MAX - 1, 1, 3)
 
 
 def test_to_rgba_uint8() -> None:
@@ -211,7 +251,7 @@ def test_broken_packages(packages: dict[str, Path], tmp_path: Path) -> None:
         write_package(bad, {**base, "architecture": "vqgan"})
     with pytest.raises(PackageError, match="graph 'synthesis' is not declared"):
         write_package(bad, {k: v for k, v in base.items() if k != "synthesis"})
-    with pytest.raises(PackageError, match="'latents.npz' is used but not listed"):
+    with pytest.raises(PackageError, match="'latents.npz'.* not listed"):
         (bad / "latents.npz").rename(bad / "moved.npz")
         write_package(bad, base)
     (bad / "moved.npz").rename(bad / "latents.npz")
