@@ -1,8 +1,10 @@
 """The composition root: settings, model packages, services, and the main window.
 
 ``aigc-studio [FILE]`` (the CLI calls :func:`main` when no subcommand is given) opens the window at
-once; models are listed and loaded in the background, and unsaved text from a session that ended
-without saving is offered back.
+once, then FILE (a file that cannot be opened, such as a device or one over the size limit, is
+refused with a message and the window stays); models are listed and loaded in the background, and
+unsaved text from a session that ended without saving is offered back. A data folder that cannot
+be written turns autosave and recovery off, with a message, and nothing else.
 """
 
 from __future__ import annotations
@@ -71,14 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = RecoveryStore(args.data_dir / "recovery" if args.data_dir else None)
     service = CompletionService(RuntimeBackend(extra_paths=args.models or ()),
                                 debounce_ms=int(settings.value("completion/debounce_ms")))
-    window = MainWindow(settings, service, store)
-    if args.file is not None:
-        window.open_file(args.file)
+    window = MainWindow(settings, service, store)  # a store that cannot write says so itself
     window.show()
     log.info("window shown %.2f s after start", time.perf_counter() - started)
     service.start()
     window.model.load()
-    QTimer.singleShot(0, window.offer_recovery)
+    if args.file is not None:  # opened in the event loop: a refusal is a message over the window
+        file: Path = args.file
+        QTimer.singleShot(0, window, lambda: window.open_file(file))
+    QTimer.singleShot(0, window, window.offer_recovery)
     if args.screenshot is not None:
         QTimer.singleShot(int(args.screenshot_after * 1000),
                           lambda: _screenshot(window, args.screenshot, args.screenshot_widget))

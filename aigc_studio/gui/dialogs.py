@@ -1,4 +1,5 @@
-"""Dialogs: recovering unsaved text, preferences, and what is known about the model."""
+"""Dialogs: recovering unsaved text, questions about a document's file, preferences, and what is
+known about the model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -23,7 +25,37 @@ from aigc_studio.services.settings import OPTIONS, Settings
 
 from .settings_form import SettingsForm
 
-__all__ = ["PreferencesDialog", "RecoveryDialog", "model_details"]
+__all__ = ["ChoiceDialog", "PreferencesDialog", "RecoveryDialog", "model_details"]
+
+
+class ChoiceDialog(QMessageBox):
+    """A warning that offers named choices (run it with the window's ``exec_dialog``).
+
+    ``choices`` are ``(key, button text)``; the last one is the escape (Cancel, Keep mine). After
+    ``exec()``, :attr:`choice` is the key of the button pressed, or the last key if it was closed.
+    """
+
+    def __init__(self, name: str, title: str, text: str, choices: list[tuple[str, str]],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.NoButton,
+                         parent)
+        self.setObjectName(name)
+        self.choice = choices[-1][0]
+        self.buttons_: dict[str, QPushButton] = {}
+        for index, (key, label) in enumerate(choices):
+            last = index == len(choices) - 1
+            role = (QMessageBox.ButtonRole.RejectRole if last
+                    else QMessageBox.ButtonRole.AcceptRole if index == 0
+                    else QMessageBox.ButtonRole.ActionRole)
+            button = self.addButton(label, role)
+            button.clicked.connect(lambda _checked=False, key=key: self._choose(key))
+            self.buttons_[key] = button
+            if last:
+                self.setEscapeButton(button)
+        self.setDefaultButton(self.buttons_[choices[-1][0]])
+
+    def _choose(self, key: str) -> None:
+        self.choice = key
 
 
 class RecoveryDialog(QDialog):

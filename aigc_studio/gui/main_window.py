@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -26,21 +27,25 @@ from PySide6.QtWidgets import (
 
 from aigc_studio import __version__
 from aigc_studio.services.completion_service import CompletionService
-from aigc_studio.services.documents import DocumentError, RecoveryStore
+from aigc_studio.services.documents import DiskChange, DocumentError, RecoveryStore
 from aigc_studio.services.models import ModelStatus
 from aigc_studio.services.settings import Settings
 from aigc_studio.viewmodels.document import DocumentViewModel
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
-from .dialogs import PreferencesDialog, RecoveryDialog, model_details
+from .dialogs import ChoiceDialog, PreferencesDialog, RecoveryDialog, model_details
 from .find_replace import FindReplaceBar
-from .sampling_panel import SamplingPanel
+from .sampling_panel import SamplingPanel, plain_gpu_reason
 from .writing_editor import WritingEditorView
 
 __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
+
+PANEL_MIN_WIDTH = 180          # the sampling dock (its panel scrolls)
+EDITOR_MIN_WIDTH = 360         # the writing workspace, whatever the panel's width
+INSTANT_COUNT_CHARS = 1_000_000  # longer documents are counted after a pause in typing, not per key
 
 FILE_FILTERS = "Text and Markdown (*.txt *.md *.markdown);;Text (*.txt);;Markdown (*.md);;All files (*)"
 
@@ -119,8 +124,14 @@ class MainWindow(QMainWindow):
         self.sampling_dock = QDockWidget("Sampling", self)
         self.sampling_dock.setObjectName("samplingDock")
         self.sampling_dock.setWidget(self.sampling_panel)
-        self.sampling_dock.setMinimumWidth(self.sampling_panel.sizeHint().width() + 24)
+        # The panel scrolls, so it may be narrower than its contents; the editor keeps at least
+        # EDITOR_MIN_WIDTH (F9 or the dock's close button folds the panel away; the window's saved
+        # state remembers that).
+        self.sampling_dock.setMinimumWidth(PANEL_MIN_WIDTH)
+        self.tabs.setMinimumWidth(EDITOR_MIN_WIDTH)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.sampling_dock)
+        self.resizeDocks([self.sampling_dock], [self.sampling_panel.sizeHint().width()],
+                         Qt.Orientation.Horizontal)
 
         self._build_status_bar()
         self.actions_: dict[str, QAction] = {}
@@ -264,6 +275,7 @@ class MainWindow(QMainWindow):
         self.editor.continue_requested.connect(self.start_continue)
         document.title_changed.connect(self.setWindowTitle)
         document.counts_changed.connect(self._on_counts_changed)
+        self.editor.textChanged.connect(self._on_text_changed_count)
         document.autosave_failed.connect(lambda message: self.statusBar().showMessage(message,
                                                                                       10000))
         self.model.summary_changed.connect(self.model_button.setText)
@@ -317,6 +329,14 @@ class MainWindow(QMainWindow):
         self.counts_label.setText(f"{words:,} words \u00b7 {characters:,} characters")
 
     @Slot()
+    def _on_text_changed_count(self) -> None:
+        """The counts follow every change. The document's own recount waits for a pause in the
+        changes, so while a writer typed steadily, or Continue wrote, it never came; counting is cheap,
+        so it is done now, except in a document so long that the paused recount is left to do it."""
+        if self.editor.document().characterCount() <= INSTANT_COUNT_CHARS:
+            self.document.recount()
+
+    @Slot()
     def _on_suggestion_changed(self) -> None:
         """The status bar follows Alt+]: while alternatives are on their way, which one is shown, or
         that there is no other."""
@@ -346,8 +366,10 @@ class MainWindow(QMainWindow):
             self.model_button.setToolTip(f"{status.error}\n(click for details)")
             self.statusBar().showMessage(f"Model not loaded: {status.error}", 20000)
         elif status.state == "ready":
-            note = f"\nGPU not used: {status.device_note}" if status.device_note else ""
-            self.model_button.setToolTip(f"{status.name} on {status.provider}{note}\n"
+            chose_gpu = self.settings.value("model/device") == "gpu"  # else the CPU is no surprise
+            note = (f"\nThe GPU is not used: {plain_gpu_reason(status.device_note)}"
+                    if status.device_note and chose_gpu else "")
+            self.model_button.setToolTip(f"{status.name} on {status.device or 'CPU'}{note}\n"
                                          f"(click for details)")
             self.statusBar().clearMessage()
         else:
@@ -413,9 +435,10 @@ class MainWindow(QMainWindow):
         return True
 
     def open_file(self, path: str | Path | None = None) -> bool:
-        """Open ``path`` (ask for one if None); a missing path opens empty and is created on save."""
-        if not self.maybe_save():
-            return False
+        """Open ``path`` (ask for one if None); a missing path opens empty and is created on save.
+
+        The file is read before anything is asked or changed, so a file that cannot be opened
+        leaves the open work as it was."""
         if path is None:
             start = str(self.document.path.parent) if self.document.path else ""
             chosen, _ = QFileDialog.getOpenFileName(self, "Open", start, FILE_FILTERS)
@@ -423,10 +446,14 @@ class MainWindow(QMainWindow):
                 return False
             path = chosen
         try:
-            loaded = self.document.load(path)
+            loaded = self.document.read(path)
         except DocumentError as error:
-            self._warn("Cannot open the file", str(error))
+            log.warning("cannot open %s: %s", path, error)
+            self._warn("Cannot open the file", f"{error}\n\nThe open document is unchanged.")
             return False
+        if not self.maybe_save():
+            return False
+        self.document.take(loaded)
         self._set_editor_text(loaded.text, modified=False)
         self.document.recount()
         if not loaded.exists:
@@ -453,7 +480,31 @@ class MainWindow(QMainWindow):
                 path = path.with_suffix(".md" if "Markdown (*.md)" == chosen_filter else ".txt")
         return self._save_to(Path(path))
 
+    def _ask(self, name: str, title: str, text: str, choices: list[tuple[str, str]]) -> str:
+        """Ask a question with named choices through :meth:`exec_dialog`; return the key chosen."""
+        dialog = ChoiceDialog(name, title, text, choices, self)
+        self.exec_dialog(dialog)
+        return dialog.choice
+
     def _save_to(self, path: Path) -> bool:
+        change = self.document.disk_change(path)
+        if change is DiskChange.READ_ONLY:
+            choice = self._ask(
+                "readOnlyDialog", "The file is read-only",
+                f"{path.name} is read-only, so it was not replaced. Your text is still here; save "
+                f"it under another name?", [("save_as", "Save As\u2026"), ("cancel", "Cancel")])
+            return self.save_as() if choice == "save_as" else False
+        if change is DiskChange.CHANGED:
+            choice = self._ask(
+                "fileChangedDialog", "The file changed on disk",
+                f"{path.name} was changed by another program after you opened it. Overwrite it "
+                f"with your text (the other program's changes are lost), save your text under "
+                f"another name, or cancel?",
+                [("overwrite", "Overwrite"), ("save_as", "Save As\u2026"), ("cancel", "Cancel")])
+            if choice == "save_as":
+                return self.save_as()
+            if choice != "overwrite":
+                return False
         try:
             self.document.save(path)
         except DocumentError as error:
@@ -495,8 +546,33 @@ class MainWindow(QMainWindow):
         """Run a modal dialog (tests replace this so nothing blocks)."""
         return dialog.exec()
 
+    _recovery_off_shown = False  # the one-time message that autosave and recovery are off
+    _checking_disk = False  # the "file changed on disk" question is open
+
+    def _show_recovery_off(self) -> None:
+        """Say once, and keep a status-bar note, that unsaved text cannot be kept for recovery."""
+        if self._recovery_off_shown:
+            return
+        self._recovery_off_shown = True
+        why = self.document.recovery_error
+        label = QLabel("Autosave off")
+        label.setObjectName("recoveryOffLabel")
+        label.setToolTip(f"Autosave and recovery are off: {why}")
+        self.statusBar().addPermanentWidget(label)
+        self._warn("Autosave and recovery are off",
+                   f"Unsaved text cannot be kept for recovery after a crash: {why}.\n\n"
+                   f"Everything else works; save your work often (Ctrl+S).")
+
     def offer_recovery(self, ask_when_none: bool = False) -> bool:
-        """Offer the unsaved text of sessions that ended without saving; True if text was restored."""
+        """Offer the unsaved text of sessions that ended without saving; True if text was restored.
+
+        When the recovery folder cannot be written, say so instead (once)."""
+        if self.document.recovery_error is not None:
+            self._show_recovery_off()
+            if ask_when_none:
+                QMessageBox.information(self, "Recover unsaved text",
+                                        f"Recovery is off: {self.document.recovery_error}.")
+            return False
         entries = self.document.recovery_entries()
         if not entries:
             if ask_when_none:
@@ -552,7 +628,46 @@ class MainWindow(QMainWindow):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.ActivationChange and not self.isActiveWindow():
             self.document.focus_lost()  # copy unsaved text to the recovery folder now
+        elif event.type() == QEvent.Type.ActivationChange and not self._shut_down:
+            QTimer.singleShot(0, self, self.check_disk)  # after the activation, not inside it
         super().changeEvent(event)
+
+    @Slot()
+    def check_disk(self) -> bool:
+        """The window came back: if another program changed the file, ask Reload / Keep mine.
+
+        Returns whether the file was reloaded."""
+        if self._checking_disk or self._shut_down or QApplication.activeModalWidget() is not None:
+            return False
+        if self.document.disk_change() is not DiskChange.CHANGED:
+            return False
+        path = self.document.path
+        assert path is not None
+        self._checking_disk = True
+        try:
+            lost = (" Reloading discards your unsaved changes." if self.document.modified
+                    else "")
+            choice = self._ask(
+                "diskChangedDialog", "The file changed on disk",
+                f"{path.name} was changed by another program. Reload it, or keep your text "
+                f"(saving it then replaces the other program's changes)?{lost}",
+                [("reload", "Reload"), ("keep", "Keep mine")])
+            if choice != "reload":
+                self.document.keep_mine()
+                return False
+            try:
+                loaded = self.document.read(path)
+            except DocumentError as error:
+                self._warn("Cannot reload the file", f"{error}\n\nYour text is unchanged.")
+                self.document.keep_mine()
+                return False
+            self.document.take(loaded)
+            self._set_editor_text(loaded.text, modified=False)
+            self.document.recount()
+            self.statusBar().showMessage(f"Reloaded {path.name}", 3000)
+            return True
+        finally:
+            self._checking_disk = False
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if self._shut_down:

@@ -1,70 +1,157 @@
-"""Documents that are never lost: atomic saves, strict UTF-8, and a recovery folder.
+"""Documents that are never lost: atomic saves, strict UTF-8, the same bytes back, and no surprises.
 
 - :func:`read_document` reads UTF-8 (with or without a BOM) and refuses anything else with a
   :class:`DocumentError` that says where the first bad byte is; nothing is opened as garbage, so
-  nothing can be saved over the original.
-- :func:`write_document` saves atomically: a temporary file in the same folder, flushed and fsynced,
-  then renamed over the target (and the folder fsynced), so a crash leaves the old or the new file,
-  never half of one.
-- :class:`RecoveryStore` keeps a copy of unsaved text per running session in the user's data folder;
-  each session holds a lock on its own entry, so the next start can tell a crashed (or killed)
-  session's text from a running one's and offer it back.
-- :class:`AutosaveService` writes that copy a few seconds after the last change, and at once when
-  asked (the window lost focus).
+  nothing can be saved over the original. Only regular files up to :data:`MAX_DOCUMENT_BYTES` are
+  read (a device, a FIFO or a huge file is refused before any of it is read).
+- :func:`write_document` saves atomically (see :mod:`aigc_studio.services.files`), with the line
+  endings the file had, line by line, and its BOM: saving an unedited document writes the same bytes.
+- :class:`DiskState` remembers what a file was like when it was opened or saved, so a save can
+  tell that another program changed it in between, or that it is read-only.
+- The recovery folder and the autosave live in :mod:`aigc_studio.services.recovery` (re-exported).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
+import enum
+import hashlib
 import os
 import re
-import tempfile
-import time
-import uuid
-from collections.abc import Callable
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from aigc_studio.services.files import atomic_write, clean_stale_temporaries
+from aigc_studio.services.recovery import (
+    AutosaveService,
+    RecoveryEntry,
+    RecoverySnapshot,
+    RecoveryStore,
+    default_data_dir,
+)
 
 __all__ = [
+    "MAX_DOCUMENT_BYTES",
     "AutosaveService",
+    "DiskChange",
+    "DiskState",
     "DocumentError",
     "LoadedDocument",
     "RecoveryEntry",
     "RecoverySnapshot",
     "RecoveryStore",
+    "TextFormat",
     "default_data_dir",
+    "encode_document",
+    "is_read_only",
     "read_document",
+    "reformat",
     "write_document",
 ]
 
-log = logging.getLogger(__name__)
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+"""The largest file the editor opens: it is meant for manuscripts, not logs or data dumps."""
 
 _BOM = b"\xef\xbb\xbf"
-_MAGIC = "AIGC-STUDIO-RECOVERY 1"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class DocumentError(Exception):
     """A document could not be read or written; the message names the file and says why."""
 
 
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size:,} bytes"
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How a file's text was encoded, to write it back the same way.
+
+    ``newline`` is the most common line break (used for new lines); ``bom`` whether the file started
+    with a UTF-8 BOM. For a file whose line breaks differ from line to line, ``lines`` are its lines
+    and ``breaks`` the break after each (one fewer than lines), so unchanged lines keep theirs.
+    """
+
+    newline: str = "\n"
+    bom: bool = False
+    lines: tuple[str, ...] = ()
+    breaks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiskState:
+    """A file as it was when it was read or written: enough to notice another program's change."""
+
+    mtime_ns: int
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path, data: bytes | None = None) -> DiskState | None:
+        """The state of ``path`` now (``data`` is its content if already at hand); None if missing."""
+        try:
+            info = os.stat(path)
+            if data is None:
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DOCUMENT_BYTES:
+                    return cls(info.st_mtime_ns, info.st_size, "")
+                data = Path(path).read_bytes()
+        except OSError:
+            return None
+        return cls(info.st_mtime_ns, info.st_size, hashlib.sha256(data).hexdigest())
+
+    def same_file(self, other: DiskState | None) -> bool:
+        """Whether ``other`` (a newer look at the file) has the same content."""
+        if other is None:
+            return False
+        if (other.mtime_ns, other.size) == (self.mtime_ns, self.size):
+            return True
+        return bool(other.sha256) and other.sha256 == self.sha256
+
+
+class DiskChange(enum.Enum):
+    """What happened to a document's file since it was read or saved."""
+
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"      # another program wrote it
+    DELETED = "deleted"      # it is gone (a save creates it again)
+    READ_ONLY = "read-only"  # it cannot (or must not) be written
+
+
+def is_read_only(path: Path) -> bool:
+    """Whether ``path`` exists and is not writable (no write permission bits, or access denied)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (mode & 0o222) or not os.access(path, os.W_OK)
+
+
 @dataclass(frozen=True)
 class LoadedDocument:
     """The text of a file, with what is needed to write it back the same way.
 
-    ``text`` uses ``"\\n"`` line breaks; ``newline`` is what the file used. ``exists`` is False for a
-    path that does not exist yet (it is created on the first save).
+    ``text`` uses ``"\\n"`` line breaks; ``format`` says how the file was encoded. ``exists`` is False
+    for a path that does not exist yet (it is created on the first save). ``disk`` is the file's
+    state when read.
     """
 
     path: Path
     text: str
-    newline: str = "\n"
-    bom: bool = False
+    format: TextFormat = TextFormat()
     exists: bool = True
+    disk: DiskState | None = None
+
+    @property
+    def newline(self) -> str:
+        """The file's most common line break."""
+        return self.format.newline
+
+    @property
+    def bom(self) -> bool:
+        """Whether the file starts with a UTF-8 BOM."""
+        return self.format.bom
 
 
 def _describe_bad_byte(data: bytes, error: UnicodeDecodeError, offset: int) -> str:
@@ -75,21 +162,72 @@ def _describe_bad_byte(data: bytes, error: UnicodeDecodeError, offset: int) -> s
             f"(offset {position}) is not valid UTF-8")
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_bytes(path: Path) -> tuple[bytes, os.stat_result]:
+    """Read a regular file of at most MAX_DOCUMENT_BYTES, checking before reading anything."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise DocumentError(f"cannot read {path}: {error.strerror or error}") from error
+    if stat.S_ISDIR(info.st_mode):
+        raise DocumentError(f"{path} is a folder, not a text file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DocumentError(f"{path} is {_kind(info.st_mode)}, not a text file; only files can be "
+                            f"opened, so it was not read")
+    limit = f"the editor opens files up to {_size(MAX_DOCUMENT_BYTES)}"
+    if info.st_size > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{path.name} is too large to open ({_size(info.st_size)}; {limit}). "
+                            f"It was not read, and nothing in it has changed.")
+    try:  # O_NONBLOCK: a file swapped for a FIFO since the stat must not block the window
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DocumentError(f"{path} is {_kind(info.st_mode)}, not a text file")
+            data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as error:
+        raise DocumentError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"{path.name} is too large to open (it grew past "
+                            f"{_size(MAX_DOCUMENT_BYTES)} while being read; {limit})")
+    return data, info
+
+
+def _text_format(text: str, bom: bool) -> tuple[str, TextFormat]:
+    """Split ``text`` at any line break; return it with "\\n" breaks and how to write it back."""
+    breaks = _LINE_BREAK.findall(text)
+    if not breaks:
+        return text, TextFormat("\n", bom)
+    counts = {newline: breaks.count(newline) for newline in ("\n", "\r\n", "\r")}
+    newline = max(counts, key=lambda key: (counts[key], key == "\n"))
+    if counts[newline] == len(breaks):
+        return (text if newline == "\n" else _LINE_BREAK.sub("\n", text)), TextFormat(newline, bom)
+    normal = _LINE_BREAK.sub("\n", text)
+    return normal, TextFormat(newline, bom, tuple(normal.split("\n")), tuple(breaks))
+
+
 def read_document(path: str | Path) -> LoadedDocument:
     """Read a UTF-8 text file; a missing file reads as an empty, not yet existing document.
 
     Raises :class:`DocumentError` for a file that is not valid UTF-8 (saying where), that looks
-    binary, or that cannot be read.
+    binary, that is not a regular file, that is larger than :data:`MAX_DOCUMENT_BYTES`, or that
+    cannot be read. Stale temporary files of an interrupted save of this file are removed.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return LoadedDocument(path, "", exists=False)
-    if path.is_dir():
-        raise DocumentError(f"{path} is a folder, not a text file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DocumentError(f"cannot read {path}: {error.strerror or error}") from error
+    data, info = _read_bytes(path)
+    real = Path(os.path.realpath(path))
+    clean_stale_temporaries(real.parent, real.name)
     bom = data.startswith(_BOM)
     offset = len(_BOM) if bom else 0
     try:
@@ -102,350 +240,76 @@ def read_document(path: str | Path) -> LoadedDocument:
     if "\x00" in text:
         raise DocumentError(f"{path.name} looks like a binary file (it contains NUL bytes); "
                             f"it was not opened")
-    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")
-    if newline != "\n":
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return LoadedDocument(path, text, newline, bom)
+    text, text_format = _text_format(text, bom)
+    disk = DiskState.of(path, data)
+    if disk is not None:
+        disk = DiskState(info.st_mtime_ns, info.st_size, disk.sha256)
+    return LoadedDocument(path, text, text_format, disk=disk)
 
 
-def _fsync_folder(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, fsync it and rename it over."""
-    target = Path(os.path.realpath(path))  # saving through a symlink keeps the link
-    folder = target.parent
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        with contextlib.suppress(OSError):
-            os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(folder)
+def encode_document(text: str, text_format: TextFormat = TextFormat()) -> bytes:
+    """The bytes of ``text`` written in ``text_format``: unchanged lines keep their line breaks."""
+    head = _BOM if text_format.bom else b""
+    if not text_format.breaks:
+        newline = text_format.newline
+        return head + (text.replace("\n", newline) if newline != "\n" else text).encode("utf-8")
+    old, breaks = list(text_format.lines), text_format.breaks
+    new = text.split("\n")
+    prefix = _common_prefix(old, new)
+    most = min(len(old), len(new)) - prefix
+    suffix = min(_common_prefix(old[::-1], new[::-1]), most)
+    shift = len(new) - len(old)
+    parts: list[str] = []
+    for index, line in enumerate(new):
+        parts.append(line)
+        if index == len(new) - 1:
+            break
+        if index < prefix and index < len(breaks):
+            parts.append(breaks[index])  # the line and its break are as they were
+        elif index + 1 >= len(new) - suffix and 0 <= index - shift < len(breaks):
+            parts.append(breaks[index - shift])  # the break before an unchanged line at the end
+        else:
+            parts.append(text_format.newline)
+    return head + "".join(parts).encode("utf-8")
 
 
-def write_document(path: str | Path, text: str, *, newline: str = "\n", bom: bool = False) -> None:
-    """Save ``text`` (with ``"\\n"`` line breaks) as UTF-8, atomically.
+def reformat(text: str, text_format: TextFormat) -> TextFormat:
+    """The format of the file just written from ``text`` (its lines now keep the breaks written)."""
+    if not text_format.breaks:
+        return text_format
+    data = encode_document(text, text_format)
+    offset = len(_BOM) if text_format.bom else 0
+    return _text_format(data[offset:].decode("utf-8"), text_format.bom)[1]
 
-    Raises :class:`DocumentError` naming the file and the reason (the target is then unchanged).
+
+def write_document(path: str | Path, text: str, *, newline: str = "\n", bom: bool = False,
+                   text_format: TextFormat | None = None) -> DiskState | None:
+    """Save ``text`` (with ``"\\n"`` line breaks) as UTF-8, atomically; return the file's new state.
+
+    ``text_format`` (from :class:`LoadedDocument`) writes unchanged lines with their own breaks;
+    otherwise ``newline`` and ``bom`` say how. Raises :class:`DocumentError` naming the file and the
+    reason (the target is then unchanged).
     """
     path = Path(path)
-    data = (text.replace("\n", newline) if newline != "\n" else text).encode("utf-8")
+    data = encode_document(text, text_format or TextFormat(newline, bom))
 
     def write(stream: IO[bytes]) -> None:
-        if bom:
-            stream.write(_BOM)
         stream.write(data)
 
+    real = Path(os.path.realpath(path))
+    clean_stale_temporaries(real.parent, real.name)
     try:
-        _atomic_write(path, write)
+        atomic_write(path, write)
     except OSError as error:
         raise DocumentError(f"cannot save {path}: {error.strerror or error}; "
                             f"the file on disk is unchanged") from error
-
-
-# --------------------------------------------------------------------------------------------------
-# Recovery
-# --------------------------------------------------------------------------------------------------
-
-
-def default_data_dir() -> Path:
-    """The user's data folder for AIGC Studio (platformdirs)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("aigc-studio", "AIGC Studio"))
-
-
-class _SessionLock:
-    """An exclusive lock on a file, held while a session runs; the OS drops it if the process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stream: IO[bytes] | None = None
-
-    def acquire(self) -> bool:
-        stream = open(self.path, "a+b")  # noqa: SIM115 - held open for the session
-        if _try_lock(stream):
-            self._stream = stream
-            return True
-        stream.close()
-        return False
-
-    def release(self) -> None:
-        if self._stream is not None:
-            _unlock(self._stream)
-            self._stream.close()
-            self._stream = None
-
-
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(stream: IO[bytes]) -> bool:
-        try:
-            stream.seek(0)
-            msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-
-    def _unlock(stream: IO[bytes]) -> None:
-        with contextlib.suppress(OSError):
-            stream.seek(0)
-            msvcrt.locking(stream.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-else:
-    import fcntl
-
-    def _try_lock(stream: IO[bytes]) -> bool:
-        try:
-            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(stream: IO[bytes]) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class RecoverySnapshot:
-    """What the autosave writes: the text and the file it belongs to (``None`` if never saved)."""
-
-    text: str
-    document: str | None = None
-
-
-@dataclass(frozen=True)
-class RecoveryEntry:
-    """Unsaved text left behind by a session that ended without saving (a crash, a kill)."""
-
-    file: Path
-    session: str
-    text: str
-    document: str | None
-    saved_at: float
-
-    @property
-    def title(self) -> str:
-        """The document's file name, or "Untitled"."""
-        return Path(self.document).name if self.document else "Untitled"
-
-    def preview(self, lines: int = 12) -> str:
-        """The last lines of the text, where the writing stopped."""
-        return "\n".join(self.text.rstrip("\n").split("\n")[-lines:])
-
-    def describe(self) -> str:
-        """One line: the title, the size and when it was saved."""
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at))
-        words = len(self.text.split())
-        return f"{self.title}: {words} words, autosaved {when}"
-
-
-class RecoveryStore:
-    """The recovery folder: one file per running session, locked while the session runs.
-
-    ``folder`` defaults to ``<user data folder>/recovery``; tests pass a temporary folder.
-    """
-
-    def __init__(self, folder: str | Path | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else default_data_dir() / "recovery"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.session = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        self._lock = _SessionLock(self.folder / f"{self.session}.lock")
-        if not self._lock.acquire():  # pragma: no cover - a fresh random name
-            raise OSError(f"cannot lock {self._lock.path}")
-        self.file = self.folder / f"{self.session}.recovery"
-        self._closed = False
-
-    def write(self, snapshot: RecoverySnapshot) -> Path:
-        """Save ``snapshot`` as this session's recovery text (atomically)."""
-        header = json.dumps({"session": self.session, "document": snapshot.document,
-                             "saved_at": time.time(), "pid": os.getpid()})
-        data = snapshot.text.encode("utf-8")
-
-        def write(stream: IO[bytes]) -> None:
-            stream.write(f"{_MAGIC}\n{header}\n".encode())
-            stream.write(data)
-
-        _atomic_write(self.file, write)
-        return self.file
-
-    def clear(self) -> None:
-        """Remove this session's recovery text (the document was saved or deliberately dropped)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.file.unlink()
-
-    def close(self) -> None:
-        """End the session cleanly: remove its recovery text and its lock (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self.clear()
-        self._lock.release()
-        with contextlib.suppress(OSError):
-            self._lock.path.unlink()
-
-    def release(self) -> None:
-        """End the session but keep its recovery text, to be offered at the next start (the
-        application quit with unsaved changes without the user deciding about them)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._lock.release()
-
-    @staticmethod
-    def _read(file: Path) -> RecoveryEntry:
-        with open(file, "rb") as stream:
-            magic = stream.readline().decode("utf-8", "replace").strip()
-            if magic != _MAGIC:
-                raise ValueError(f"not a recovery file ({magic[:40]!r})")
-            header: dict[str, Any] = json.loads(stream.readline())
-            text = stream.read().decode("utf-8")
-        return RecoveryEntry(file=file, session=str(header.get("session", file.stem)), text=text,
-                             document=header.get("document"),
-                             saved_at=float(header.get("saved_at", file.stat().st_mtime)))
-
-    def _is_alive(self, session: str) -> bool:
-        lock_path = self.folder / f"{session}.lock"
-        if not lock_path.exists():
-            return False
-        lock = _SessionLock(lock_path)
-        if lock.acquire():
-            lock.release()
-            return False
-        return True
-
-    def pending(self) -> list[RecoveryEntry]:
-        """Text left by sessions that are no longer running, newest first.
-
-        Unreadable recovery files are skipped with a log line (and left in place).
-        """
-        entries = []
-        for file in self.folder.glob("*.recovery"):
-            session = file.stem
-            if session == self.session or self._is_alive(session):
-                continue
-            try:
-                entries.append(self._read(file))
-            except (OSError, ValueError) as error:
-                log.warning("skipping unreadable recovery file %s: %s", file, error)
-        for lock in self.folder.glob("*.lock"):  # sessions that died with nothing unsaved
-            session = lock.stem
-            if (session != self.session and not (self.folder / f"{session}.recovery").exists()
-                    and not self._is_alive(session)):
-                with contextlib.suppress(OSError):
-                    lock.unlink()
-        return sorted(entries, key=lambda entry: entry.saved_at, reverse=True)
-
-    def discard(self, entry: RecoveryEntry) -> None:
-        """Delete a recovered entry (it was restored or the user declined it)."""
-        with contextlib.suppress(FileNotFoundError):
-            entry.file.unlink()
-        if re.fullmatch(r"[\w.-]+", entry.session):
-            with contextlib.suppress(OSError):
-                (self.folder / f"{entry.session}.lock").unlink()
-
-
-class AutosaveService(QObject):
-    """Copies unsaved text to the recovery store a few seconds after the last change.
-
-    While changes keep coming (someone typing without a pause), a copy is still written at least
-    every ``max_wait_s`` seconds.
-
-    ``snapshot`` is called (in the UI thread) when it is time to save: it returns the text to keep,
-    or ``None`` when there is nothing unsaved (the recovery copy is then removed).
-    """
-
-    saved = Signal(str)
-    """The recovery copy was written: carries its path."""
-
-    failed = Signal(str)
-    """Writing the recovery copy failed: carries the message."""
-
-    def __init__(self, store: RecoveryStore, snapshot: Callable[[], RecoverySnapshot | None], *,
-                 delay_s: float = 3.0, max_wait_s: float = 20.0,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self._snapshot = snapshot
-        self._dirty = False
-        self._dirty_since = 0.0
-        self.max_wait_s = max_wait_s
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.flush)
-        self.delay_s = delay_s
-
-    @property
-    def delay_s(self) -> float:
-        """Seconds after the last change before the copy is written."""
-        return self._delay_s
-
-    @delay_s.setter
-    def delay_s(self, value: float) -> None:
-        self._delay_s = max(0.0, float(value))
-
-    @property
-    def pending(self) -> bool:
-        """Whether a change has not been copied yet."""
-        return self._dirty
-
-    def document_changed(self) -> None:
-        """Note a change; the copy is written after the delay (restarted by every change)."""
-        now = time.monotonic()
-        if not self._dirty:
-            self._dirty = True
-            self._dirty_since = now
-        left = self.max_wait_s - (now - self._dirty_since)
-        self._timer.start(max(0, int(min(self.delay_s, left) * 1000)))
-
-    @Slot()
-    def flush(self) -> None:
-        """Write the copy now if anything changed since the last one."""
-        self._timer.stop()
-        if not self._dirty:
-            return
-        self._dirty = False
-        try:
-            snapshot = self._snapshot()
-            if snapshot is None:
-                self.store.clear()
-                return
-            path = self.store.write(snapshot)
-        except Exception as error:  # noqa: BLE001 - errors are data
-            log.warning("autosave failed: %s", error)
-            self.failed.emit(f"Autosave failed: {error}")
-            return
-        self.saved.emit(str(path))
-
-    def clear(self) -> None:
-        """The document was saved (or dropped on purpose): remove the copy and forget changes."""
-        self._timer.stop()
-        self._dirty = False
-        self.store.clear()
-
-    def shutdown(self) -> None:
-        """Stop the timer (the store is closed by its owner)."""
-        self._timer.stop()
+    return DiskState.of(path, data)

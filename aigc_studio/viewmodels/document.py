@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,11 +11,17 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from aigc_studio.core.completion import count_words
 from aigc_studio.services.documents import (
     AutosaveService,
+    DiskChange,
+    DiskState,
+    DocumentError,
     LoadedDocument,
     RecoveryEntry,
     RecoverySnapshot,
     RecoveryStore,
+    TextFormat,
+    is_read_only,
     read_document,
+    reformat,
     write_document,
 )
 from aigc_studio.services.settings import Settings
@@ -54,8 +61,8 @@ class DocumentViewModel(QObject):
         self._store = store
         self._text: Callable[[], str] = lambda: ""
         self._path: Path | None = None
-        self._newline = "\n"
-        self._bom = False
+        self._format = TextFormat()
+        self._disk: DiskState | None = None  # the file as read, last saved, or accepted as changed
         self._modified = False
         self._counts = (0, 0)
         self._title = self._make_title()
@@ -99,6 +106,11 @@ class DocumentViewModel(QObject):
     def counts(self) -> tuple[int, int]:
         """Words and characters, as last counted."""
         return self._counts
+
+    @property
+    def recovery_error(self) -> str | None:
+        """Why autosave and recovery are off (the recovery folder is not writable), or None."""
+        return self._store.error
 
     def _make_title(self) -> str:
         star = "*" if self._modified else ""
@@ -152,35 +164,84 @@ class DocumentViewModel(QObject):
             return None
         return RecoverySnapshot(self._text(), str(self._path) if self._path else None)
 
+    # -- the file on disk -------------------------------------------------------------------------
+
+    def disk_change(self, path: Path | None = None) -> DiskChange:
+        """What happened to ``path`` (default: the document's file) since it was read or saved.
+
+        Another program's change is noticed by its time and size, then confirmed by its content.
+        """
+        path = path if path is not None else self._path
+        if path is None:
+            return DiskChange.UNCHANGED
+        if not os.path.lexists(path):
+            known = path == self._path and self._disk is not None
+            return DiskChange.DELETED if known else DiskChange.UNCHANGED
+        if is_read_only(path):
+            return DiskChange.READ_ONLY
+        if path != self._path or self._disk is None:
+            return DiskChange.UNCHANGED  # a new file for Save As: the file dialog asked already
+        try:
+            info = os.stat(path)
+        except OSError:
+            return DiskChange.DELETED
+        if (info.st_mtime_ns, info.st_size) == (self._disk.mtime_ns, self._disk.size):
+            return DiskChange.UNCHANGED
+        now = DiskState.of(path)
+        if self._disk.same_file(now):
+            self._disk = now  # touched, not changed
+            return DiskChange.UNCHANGED
+        return DiskChange.CHANGED
+
+    def keep_mine(self) -> None:
+        """The writer keeps the editor's text over another program's change: stop asking, and let
+        the next save overwrite that change."""
+        if self._path is not None:
+            self._disk = DiskState.of(self._path)
+
     # -- files ------------------------------------------------------------------------------------
 
     def new(self) -> None:
         """Start an untitled document (the caller has cleared the editor)."""
-        self._newline, self._bom = "\n", False
+        self._format, self._disk = TextFormat(), None
         self._set_path(None)
         self.set_modified(False)
         self.autosave.clear()
+
+    def read(self, path: str | Path) -> LoadedDocument:
+        """Read a file without changing anything; raises ``DocumentError``."""
+        return read_document(path)
+
+    def take(self, loaded: LoadedDocument) -> None:
+        """Make ``loaded`` (from :meth:`read`) the document (the caller puts its text in the editor)."""
+        self._format, self._disk = loaded.format, loaded.disk
+        self._set_path(loaded.path.absolute())
+        self.set_modified(False)
+        self.autosave.clear()
+        if loaded.exists:
+            self._settings.add_recent_file(loaded.path)
 
     def load(self, path: str | Path) -> LoadedDocument:
         """Read a file for the editor; raises ``DocumentError`` (nothing changes then).
 
         A path that does not exist yet opens as an empty document that is created on the first save.
         """
-        loaded = read_document(path)
-        self._newline, self._bom = loaded.newline, loaded.bom
-        self._set_path(Path(path).absolute())
-        self.set_modified(False)
-        self.autosave.clear()
-        if loaded.exists:
-            self._settings.add_recent_file(path)
+        loaded = self.read(path)
+        self.take(loaded)
         return loaded
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Save the editor's text to ``path`` (default: the document's file); raises ``DocumentError``."""
+        """Save the editor's text to ``path`` (default: the document's file); raises ``DocumentError``.
+
+        Unchanged lines keep the line breaks the file had, so an unedited document is written back
+        byte for byte. The caller checks :meth:`disk_change` first.
+        """
         target = Path(path) if path is not None else self._path
         if target is None:
             raise ValueError("an untitled document needs a path to be saved")
-        write_document(target, self._text(), newline=self._newline, bom=self._bom)
+        text = self._text()
+        disk = write_document(target, text, text_format=self._format)
+        self._format, self._disk = reformat(text, self._format), disk
         self._set_path(target.absolute())
         self._settings.add_recent_file(target)
         self.set_modified(False)
@@ -194,12 +255,13 @@ class DocumentViewModel(QObject):
         recovery folder once this session has its own copy (at the next autosave, which is forced).
         """
         path = Path(entry.document) if entry.document else None
+        self._format, self._disk = TextFormat(), None
         if path is not None and path.exists():
             try:
                 loaded = read_document(path)
-                self._newline, self._bom = loaded.newline, loaded.bom
-            except Exception:  # noqa: BLE001 - keep the defaults for a file that changed kind
-                self._newline, self._bom = "\n", False
+                self._format, self._disk = loaded.format, loaded.disk
+            except DocumentError:  # keep the defaults for a file that changed kind
+                pass
         self._set_path(path)
         return entry.text
 

@@ -41,3 +41,16 @@ def test_window_opens_with_a_new_file_and_leaves_nothing(tmp_path: Path) -> None
 def test_unknown_qt_arguments_go_to_qt(tmp_path: Path) -> None:
     result = run_app(tmp_path, "-style", "fusion")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_file_over_the_size_limit_is_refused_and_the_window_opens(tmp_path: Path) -> None:
+    from aigc_studio.services.documents import MAX_DOCUMENT_BYTES
+
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as stream:
+        stream.truncate(MAX_DOCUMENT_BYTES + 1024 * 1024)  # sparse: nothing is written
+    result = run_app(tmp_path, str(huge))
+    assert result.returncode == 0, result.stderr
+    assert "huge.txt is too large to open (51.0 MB; the editor opens files up to 50.0 MB)" in (
+        result.stderr)
+    assert (tmp_path / "shot.png").stat().st_size > 1000

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QDialog, QDoubleSpinBox, QMessageBox
 
@@ -174,12 +174,22 @@ def test_continue_decoding_is_chosen_in_the_panel(qtbot, make_app: MakeApp) -> N
     assert (sent.strategy, sent.top_p, sent.temperature) == ("top-p", 0.95, 1.1)
 
 
-def test_gpu_note_is_shown(make_app: MakeApp) -> None:
-    panel = make_app().window.sampling_panel
+def test_gpu_note_is_shown_where_it_helps(make_app: MakeApp) -> None:
+    """The GPU's absence is said on its entry in the device list, and under the list only when the
+    writer chose the GPU."""
+    app = make_app()
+    panel = app.window.sampling_panel
     assert "Ready: fake-lm on CPU" in panel.status_label.text()
     gpu = panel.device_combo.findData("gpu")
     assert panel.device_combo.itemText(gpu) == "GPU (not available)"
-    assert panel.gpu_note.text() == "GPU not available: no GPU in the tests"
+    assert "no GPU in the tests" in panel.device_combo.toolTip()
+    assert panel.gpu_note.isHidden()  # Auto, on a computer without a GPU: nothing to say
+    panel.device_combo.setCurrentIndex(gpu)
+    assert app.settings.value("model/device") == "gpu"
+    assert not panel.gpu_note.isHidden()
+    assert panel.gpu_note.text() == ("The GPU cannot be used here, so the model runs on the CPU: "
+                                     "no GPU in the tests.")
+    app.window.model.shutdown()  # the reload the device change scheduled is not needed here
 
 
 def test_a_failed_model_leaves_a_working_editor(qtbot, make_app: MakeApp,
@@ -370,4 +380,159 @@ def test_discarding_on_close_leaves_no_recovery(qtbot, make_app: MakeApp, tmp_pa
     assert app.window.close()
     later = RecoveryStore(tmp_path / "recovery")
     assert later.pending() == []
+    later.close()
+
+
+# -- the file on disk: another program's changes, read-only files, sizes, recovery off ------------
+
+
+def _answer(dialogs: Dialogs, key: str, seen: list[str]) -> None:
+    """Answer the next file questions (ChoiceDialog) with ``key``, noting which dialog asked."""
+    from aigc_studio.gui.dialogs import ChoiceDialog
+
+    def answer(dialog: QDialog) -> int:
+        assert isinstance(dialog, ChoiceDialog)
+        seen.append(dialog.objectName())
+        dialog.buttons_[key].click()
+        return 0
+
+    dialogs.on_exec = answer
+
+
+def test_saving_over_another_programs_change_asks(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                  dialogs: Dialogs) -> None:
+    window = make_app().window
+    path = tmp_path / "novel.txt"
+    path.write_text("first draft\n")
+    assert window.open_file(path)
+    window.editor.insertPlainText("my words ")
+    path.write_text("their version\n")  # another program saves meanwhile
+    seen: list[str] = []
+    _answer(dialogs, "cancel", seen)
+    assert not window.save()
+    assert path.read_text() == "their version\n" and window.document.modified
+    dialogs.save_path = str(tmp_path / "mine.txt")
+    _answer(dialogs, "save_as", seen)
+    assert window.save()
+    assert (tmp_path / "mine.txt").read_text() == "first draft\nmy words "  # typed at the end
+    assert path.read_text() == "their version\n"
+    assert window.open_file(path)
+    window.editor.insertPlainText("again ")
+    path.write_text("their second version\n")
+    _answer(dialogs, "overwrite", seen)
+    assert window.save()
+    assert path.read_text() == "their version\nagain "
+    assert seen == ["fileChangedDialog"] * 3
+    window.editor.insertPlainText("no question ")  # nothing changed on disk since: no question
+    assert window.save() and seen == ["fileChangedDialog"] * 3
+
+
+def test_a_read_only_file_is_not_replaced(qtbot, make_app: MakeApp, tmp_path: Path,
+                                          dialogs: Dialogs) -> None:
+    window = make_app().window
+    path = tmp_path / "locked.txt"
+    path.write_text("keep me")
+    assert window.open_file(path)
+    path.chmod(0o444)
+    window.editor.insertPlainText("edit: ")
+    seen: list[str] = []
+    _answer(dialogs, "cancel", seen)
+    assert not window.save()
+    assert path.read_text() == "keep me" and window.editor.toPlainText() == "keep meedit: "
+    dialogs.save_path = str(tmp_path / "copy.txt")
+    _answer(dialogs, "save_as", seen)
+    assert window.save()
+    assert (tmp_path / "copy.txt").read_text() == "keep meedit: " and path.read_text() == "keep me"
+    assert seen == ["readOnlyDialog", "readOnlyDialog"]
+
+
+def test_coming_back_to_a_changed_file_offers_reload(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                     dialogs: Dialogs) -> None:
+    window = make_app().window
+    path = tmp_path / "novel.txt"
+    path.write_text("one")
+    assert window.open_file(path)
+    seen: list[str] = []
+    _answer(dialogs, "reload", seen)
+    assert not window.check_disk()  # nothing changed: no question
+    path.write_text("one, two")
+    assert window.check_disk()
+    assert window.editor.toPlainText() == "one, two" and not window.document.modified
+    window.editor.insertPlainText(" mine")
+    path.write_text("three")
+    _answer(dialogs, "keep", seen)
+    assert not window.check_disk()
+    assert window.editor.toPlainText() == "one, two mine"
+    assert not window.check_disk() and len(seen) == 2  # asked once per change
+    assert window.save() and path.read_text() == "one, two mine"  # kept: saving overwrites
+    path.write_text("four")
+    _answer(dialogs, "reload", seen)
+    window.changeEvent(_activation_event())  # what the window gets when it comes back
+    qtbot.waitUntil(lambda: window.editor.toPlainText() == "four", timeout=2000)
+    assert seen == ["diskChangedDialog"] * 3
+
+
+def _activation_event() -> QEvent:
+    return QEvent(QEvent.Type.ActivationChange)
+
+
+def test_a_file_that_cannot_be_opened_keeps_the_open_work(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                          dialogs: Dialogs) -> None:
+    window = make_app().window
+    qtbot.keyClicks(window.editor, "unsaved work")
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    dialogs.question = QMessageBox.StandardButton.Discard  # would drop the work if asked first
+    assert not window.open_file(fifo)
+    assert window.editor.toPlainText() == "unsaved work" and window.document.modified
+    assert dialogs.texts("question") == []
+    assert "named pipe" in dialogs.texts("warning")[0]
+    assert "The open document is unchanged" in dialogs.texts("warning")[0]
+
+
+def test_recovery_off_is_said_once_and_the_editor_works(qtbot, tmp_path: Path,
+                                                        dialogs: Dialogs) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    from aigc_studio.gui.main_window import MainWindow
+    from aigc_studio.services.completion_service import CompletionService
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")  # the data folder cannot be created under a file
+    window = MainWindow(Settings(tmp_path / "main.ini"), CompletionService(FakeBackend()),
+                        RecoveryStore(blocker / "recovery"))
+    qtbot.addWidget(window)
+    try:
+        assert not window.offer_recovery()
+        assert not window.offer_recovery()
+        warnings = dialogs.texts("warning")
+        assert len(warnings) == 1 and "Autosave and recovery are off" in warnings[0]
+        assert "blocker" in warnings[0] and "Everything else works" in warnings[0]
+        label = window.statusBar().findChild(QLabel, "recoveryOffLabel")
+        assert label is not None and label.text() == "Autosave off"
+        qtbot.keyClicks(window.editor, "still works")
+        window.document.focus_lost()
+        dialogs.save_path = str(tmp_path / "saved.txt")
+        assert window.save() and (tmp_path / "saved.txt").read_text() == "still works"
+    finally:
+        window.shutdown()
+
+
+def test_a_10_mb_paste_is_kept_whole_by_the_autosave(qtbot, make_app: MakeApp,
+                                                     tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = make_app()
+    app.settings.set_value("completion/enabled", False)
+    window = app.window
+    qtbot.keyClicks(window.editor, "before ")
+    pasted = "A pasted line of text.\n" * (10 * 1024 * 1024 // 23)
+    QApplication.clipboard().setText(pasted)
+    window.editor.paste()
+    assert window.editor.toPlainText() == "before " + pasted
+    with qtbot.waitSignal(window.document.autosave.saved, timeout=10000):
+        pass  # the journal timer writes it within a second, without a pause in the typing
+    window.shutdown()
+    later = RecoveryStore(tmp_path / "recovery")
+    assert [e.text for e in later.pending()] == ["before " + pasted]
     later.close()

@@ -13,9 +13,13 @@ from aigc_studio.services.documents import (
     DocumentError,
     RecoverySnapshot,
     RecoveryStore,
+    TextFormat,
+    encode_document,
     read_document,
     write_document,
 )
+from aigc_studio.services.files import clean_stale_temporaries
+from aigc_studio.services.recovery import text_edit
 
 
 def test_save_and_read_back(tmp_path: Path) -> None:
@@ -197,3 +201,79 @@ def test_release_keeps_the_text_for_the_next_start(tmp_path: Path) -> None:
     later = RecoveryStore(tmp_path)
     assert [e.text for e in later.pending()] == ["kept"]
     later.close()
+
+
+def test_a_10_mb_paste_is_kept_whole(qtbot, tmp_path: Path) -> None:
+    """A huge insertion goes through the journal in one record and comes back whole."""
+    store = RecoveryStore(tmp_path)
+    text = {"value": "start "}
+    autosave = AutosaveService(store, lambda: RecoverySnapshot(text["value"]), delay_s=60,
+                               max_wait_s=0)
+    try:
+        with qtbot.waitSignal(autosave.saved, timeout=5000):
+            autosave.document_changed()
+        pasted = "0123456789abcdef\n" * (10 * 1024 * 1024 // 17)
+        text["value"] = "start " + pasted + "end"
+        with qtbot.waitSignal(autosave.saved, timeout=10000):
+            autosave.document_changed()
+        assert not autosave.pending
+    finally:
+        autosave.shutdown()
+    store.release()
+    later = RecoveryStore(tmp_path)
+    assert [e.text for e in later.pending()] == [text["value"]]
+    later.close()
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("", ""), ("", "abc"), ("abc", ""), ("abc", "abc"), ("abc", "abxc"), ("hello", "help"),
+    ("aaaa", "aaaaa"), ("x" * 200_000, "x" * 100_000 + "y" + "x" * 100_000),
+    ("ab" * 70_000, "ab" * 35_000 + "ba" * 35_000)])
+def test_text_edit_turns_old_into_new(old: str, new: str) -> None:
+    position, removed, inserted = text_edit(old, new)
+    assert old[:position] + inserted + old[position + removed:] == new
+    assert len(inserted) <= len(new)
+
+
+def test_journal_grows_until_a_quarter_of_the_text_then_a_snapshot(tmp_path: Path) -> None:
+    store = RecoveryStore(tmp_path)
+    text = "x" * 100
+    store.record(RecoverySnapshot(text))
+    assert store.file.exists() and not store.journal.exists()
+    for index in range(3):
+        text += f" word{index}"
+        assert store.record(RecoverySnapshot(text)) == store.journal
+    assert store.journal.stat().st_size < 200
+    store.record(RecoverySnapshot(text, "/elsewhere.txt"))  # another file: a fresh snapshot
+    assert not store.journal.exists()
+    store.release()
+    later = RecoveryStore(tmp_path)
+    assert [(e.text, e.document) for e in later.pending()] == [(text, "/elsewhere.txt")]
+    later.close()
+
+
+def test_encode_document_keeps_uniform_and_mixed_breaks() -> None:
+    assert encode_document("a\nb", TextFormat("\r\n", True)) == b"\xef\xbb\xbfa\r\nb"
+    mixed = TextFormat("\r\n", False, ("a", "b", "c"), ("\r\n", "\n"))
+    assert encode_document("a\nb\nc", mixed) == b"a\r\nb\nc"
+    assert encode_document("a\nb\nc\nd", mixed) == b"a\r\nb\nc\r\nd"
+    assert encode_document("z\na\nb\nc", mixed) == b"z\r\na\r\nb\nc"
+
+
+def test_only_dead_writers_temporaries_are_cleaned(tmp_path: Path) -> None:
+    mine = tmp_path / f".novel.txt.aigc-studio-{os.getpid()}-abc.tmp"
+    dead = tmp_path / ".novel.txt.aigc-studio-999999999-abc.tmp"
+    other = tmp_path / ".novel.txt.swp"
+    for file in (mine, dead, other):
+        file.write_text("partial")
+    assert clean_stale_temporaries(tmp_path, "novel.txt") == [dead]
+    os.utime(mine, (0, 0))  # an hour old: stale even though the id is alive
+    assert clean_stale_temporaries(tmp_path) == [mine]
+    assert other.exists()
+
+
+def test_save_returns_the_new_disk_state(tmp_path: Path) -> None:
+    path = tmp_path / "novel.txt"
+    state = write_document(path, "text")
+    assert state is not None and state.size == 4 and state.sha256
+    assert read_document(path).disk == state

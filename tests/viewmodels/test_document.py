@@ -81,3 +81,37 @@ def test_autosave_writes_only_unsaved_text(qtbot, document: DocumentViewModel,
     assert store.file.read_text().endswith("unsaved draft")
     document.set_modified(False)  # saved (or undone to the saved text)
     assert not store.file.exists()
+
+
+def test_a_failed_read_changes_nothing_and_take_makes_it_the_document(
+        document: DocumentViewModel, tmp_path: Path) -> None:
+    first = tmp_path / "first.txt"
+    first.write_text("first")
+    document.load(first)
+    with pytest.raises(DocumentError, match="folder"):
+        document.read(tmp_path)
+    assert document.path == first
+    second = tmp_path / "second.txt"
+    second.write_bytes(b"one\r\ntwo\n")
+    loaded = document.read(second)
+    assert document.path == first  # reading alone changes nothing
+    document.take(loaded)
+    assert document.path == second
+    document.attach(lambda: loaded.text)
+    document.save()
+    assert second.read_bytes() == b"one\r\ntwo\n"
+
+
+def test_saving_records_the_disk_state(document: DocumentViewModel, tmp_path: Path) -> None:
+    from aigc_studio.services.documents import DiskChange
+
+    path = tmp_path / "novel.txt"
+    document.attach(lambda: "mine")
+    document.save(path)
+    assert document.disk_change() is DiskChange.UNCHANGED
+    path.write_text("theirs")
+    assert document.disk_change() is DiskChange.CHANGED
+    path.unlink()
+    assert document.disk_change() is DiskChange.DELETED
+    document.save()
+    assert document.disk_change() is DiskChange.UNCHANGED and path.read_text() == "mine"
