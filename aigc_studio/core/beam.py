@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from aigc_studio.core.sampling import apply_repetition_penalty, log_softmax
+
 __all__ = ["Hypothesis", "StepFn", "beam_search", "length_penalised"]
 
 StepFn = Callable[[NDArray[np.int64], NDArray[np.int64]], NDArray[Any]]
@@ -48,16 +50,6 @@ def length_penalised(logprob: float, length: int, length_penalty: float) -> floa
     return float(logprob / (max(length, 1) ** length_penalty))
 
 
-def _row_log_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Row-wise log-softmax of ``(n, V)``; a row with no finite logit stays all ``-inf`` (a dead beam)."""
-    peak = np.max(logits, axis=1, keepdims=True)
-    peak = np.where(np.isfinite(peak), peak, 0.0)
-    shifted: NDArray[np.float64] = logits - peak
-    with np.errstate(divide="ignore"):
-        shifted -= np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-    return shifted
-
-
 def _check_logits(logits: NDArray[Any], shape: tuple[int, ...], what: str) -> NDArray[np.float64]:
     array = np.array(logits, dtype=np.float64)  # a copy we may modify
     if array.shape != shape:
@@ -71,20 +63,10 @@ def _check_logits(logits: NDArray[Any], shape: tuple[int, ...], what: str) -> ND
 
 def _penalise_rows(logits: NDArray[np.float64], beams: Sequence[tuple[int, ...]],
                    history: NDArray[np.int64], penalty: float, window: int) -> None:
-    """CTRL repetition penalty, in place, each row over the history followed by its own beam."""
-    vocab = logits.shape[1]
-    for row, beam in zip(logits, beams):
+    """The repetition penalty, in place, each row over the history followed by its own beam."""
+    for r, beam in enumerate(beams):
         ids = np.concatenate([history, np.asarray(beam, dtype=np.int64)])
-        if window > 0:
-            ids = ids[-window:]
-        if ids.size == 0:
-            continue
-        ids = np.unique(ids)
-        if ids[0] < 0 or ids[-1] >= vocab:
-            raise ValueError(f"history token {int(ids[0] if ids[0] < 0 else ids[-1])} is outside "
-                             f"the vocabulary of {vocab}")
-        chosen = row[ids]
-        row[ids] = np.where(chosen > 0, chosen / penalty, chosen * penalty)
+        logits[r] = apply_repetition_penalty(logits[r], ids, penalty, window)
 
 
 def beam_search(
@@ -170,7 +152,7 @@ def beam_search(
     for t in range(max_new_tokens):
         if penalise:
             _penalise_rows(logits, live, history_ids, repetition_penalty, repetition_window)
-        scores = live_logprob[:, None] + _row_log_softmax(logits)  # (n_live, V)
+        scores = live_logprob[:, None] + log_softmax(logits, dead_rows=True)  # (n_live, V)
         flat = scores.ravel()
         k = min(n_candidates, int(np.isfinite(flat).sum()))
         if k == 0:

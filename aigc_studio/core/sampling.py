@@ -31,6 +31,7 @@ __all__ = [
     "Setting",
     "apply_repetition_penalty",
     "apply_temperature",
+    "apply_repetition_penalty",
     "log_softmax",
     "min_p_filter",
     "process_logits",
@@ -377,18 +378,21 @@ def _as_logits(logits: NDArray[Any], *, finite: bool = False) -> FloatArray:
     return array
 
 
-def log_softmax(logits: NDArray[Any]) -> FloatArray:
+def log_softmax(logits: NDArray[Any], *, dead_rows: bool = False) -> FloatArray:
     """Log-probabilities in float64, numerically stable; ``-inf`` logits stay ``-inf``.
 
-    Works along the last axis, so a ``(B, V)`` batch is fine too. Raises ``ValueError`` if a row has
-    no finite logit (no token is possible) or contains NaN.
+    Works along the last axis, so a ``(B, V)`` batch is fine too. Raises ``ValueError`` if a row
+    contains NaN, or has no finite logit (no token is possible) unless ``dead_rows``, which leaves such
+    a row all ``-inf`` (a dead beam).
     """
     array = np.asarray(logits, dtype=np.float64)
     if np.isnan(array).any():
         raise ValueError("logits contain NaN")
     peak = np.max(array, axis=-1, keepdims=True)
     if not np.all(np.isfinite(peak)):
-        raise ValueError("logits have no finite entry (every token is masked) or contain +inf")
+        if not dead_rows:
+            raise ValueError("logits have no finite entry (every token is masked) or contain +inf")
+        peak = np.where(np.isfinite(peak), peak, 0.0)
     shifted: FloatArray = array - peak
     with np.errstate(divide="ignore"):
         shifted -= np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
@@ -402,6 +406,7 @@ def softmax(logits: NDArray[Any]) -> FloatArray:
 
 def _penalise(x: FloatArray, history: Sequence[int] | NDArray[Any], penalty: float,
               window: int) -> None:
+    """`apply_repetition_penalty` in place: the one implementation sampling and beam search use."""
     if penalty <= 0 or math.isnan(penalty):
         raise ValueError(f"repetition penalty must be positive, got {penalty!r}")
     if window < 0:

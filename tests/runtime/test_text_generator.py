@@ -29,7 +29,7 @@ def test_reports_provider_and_variant(gen: TextGenerator) -> None:
 
 def test_reference_file_parity_without_torch(gen: TextGenerator, tiny_text_package: Path) -> None:
     ref = np.load(tiny_text_package / "reference.npz", allow_pickle=False)
-    logits, _ = gen._run(ref["input_ids"], 0, gen._empty_kv())
+    logits, _ = gen.forward(ref["input_ids"], 0, gen.empty_cache())
     n = ref["logits"].shape[1]  # the last positions' logits (all of them for a small vocabulary)
     assert np.abs(logits[:, -n:] - ref["logits"]).max() <= float(ref["tolerance"][0])
     assert (logits.argmax(-1) == ref["top1"]).all()
@@ -41,39 +41,39 @@ def test_reference_file_parity_without_torch(gen: TextGenerator, tiny_text_packa
 
 def test_cached_steps_equal_one_full_pass(gen: TextGenerator) -> None:
     ids = np.asarray([[5, 9, 14, 30, 7, 22, 41, 3, 17, 60]])
-    full, _ = gen._run(ids, 0, gen._empty_kv())
-    kv = gen._empty_kv()
+    full, _ = gen.forward(ids, 0, gen.empty_cache())
+    kv = gen.empty_cache()
     steps = []
-    _, kv = gen._run(ids[:, :4], 0, kv)
+    _, kv = gen.forward(ids[:, :4], 0, kv)
     for t in range(4, ids.shape[1]):
-        step, kv = gen._run(ids[:, t:t + 1], t, kv)
+        step, kv = gen.forward(ids[:, t:t + 1], t, kv)
         steps.append(step[0, -1])
     np.testing.assert_allclose(np.stack(steps), full[0, 4:], atol=1e-4)
 
 
 def test_kv_buffer_grows_across_buckets(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aigc_studio.runtime.text_generator as tg
+    import aigc_studio.runtime.kv_cache as tg
 
-    assert gen._kv_layout == "shared"  # what export_lm writes (the fused graph); "buffer" grows alike
+    assert gen.kv_layout == "shared"  # what export_lm writes (the fused graph); "buffer" grows alike
     monkeypatch.setattr(tg, "KV_BUCKET", 8)
     ids = np.random.default_rng(0).integers(4, 300, size=(1, 30))
-    full, _ = gen._run(ids, 0, gen._empty_kv())
-    _, kv = gen._run(ids[:, :5], 0, gen._empty_kv())
+    full, _ = gen.forward(ids, 0, gen.empty_cache())
+    _, kv = gen.forward(ids[:, :5], 0, gen.empty_cache())
     assert kv.capacity == 8 and kv.length == 5
     steps = []
     for t in range(5, 30):
-        step, kv = gen._run(ids[:, t:t + 1], t, kv)
+        step, kv = gen.forward(ids[:, t:t + 1], t, kv)
         steps.append(step[0, -1])
     assert kv.capacity == 32 and kv.length == 30
     np.testing.assert_allclose(np.stack(steps), full[0, 5:], atol=1e-4)
     with pytest.raises(ValueError):
-        gen._run(ids[:, :1], 3, kv)  # a cache of 30 tokens cannot be continued at position 3
+        gen.forward(ids[:, :1], 3, kv)  # a cache of 30 tokens cannot be continued at position 3
 
 
 def test_batch_rows_are_independent(gen: TextGenerator) -> None:
     ids = np.asarray([[5, 9, 14, 30], [8, 8, 2, 40]])
-    both, _ = gen._run(ids, 0, gen._empty_kv(2))
-    one, _ = gen._run(ids[1:], 0, gen._empty_kv(1))
+    both, _ = gen.forward(ids, 0, gen.empty_cache(2))
+    one, _ = gen.forward(ids[1:], 0, gen.empty_cache(1))
     np.testing.assert_allclose(both[1], one[0], atol=1e-5)
 
 
@@ -109,7 +109,8 @@ def test_sampled_text_is_valid_utf8(gen: TextGenerator) -> None:
     cfg = SamplingConfig(strategy="sample", temperature=5.0, max_new_tokens=40)
     for seed in range(5):
         tokens: list[int] = []
-        text = "".join(gen._sample_stream("x", cfg.with_(seed=seed), None, 0, tokens))
+        [sample] = gen.complete("x", cfg.with_(seed=seed))
+        text, tokens = sample.text, sample.token_ids
         raw = b"".join(gen.tokenizer.token_bytes(t) for t in tokens)
         codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)  # strict; the end may be unfinished
         assert "\ufffd" not in text
@@ -130,13 +131,13 @@ def test_kv_cache_prefix_is_reused_and_results_unchanged(gen: TextGenerator, tin
 def test_a_keystroke_inside_a_word_walks_the_last_path_without_model_runs(
         gen: TextGenerator, tiny_text_package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[int] = []
-    real_run = gen._run
+    real_run = gen.step.forward
 
     def counted(ids: np.ndarray, *args: object, **kwargs: object) -> object:
         runs.append(ids.shape[1])
         return real_run(ids, *args, **kwargs)
 
-    monkeypatch.setattr(gen, "_run", counted)
+    monkeypatch.setattr(gen.step, "forward", counted)
     fresh = TextGenerator(load_package(tiny_text_package), device="cpu", variant="fp32")
     gen.reset_cache()
     first = "".join(gen.stream("A stitch in time sa", GREEDY))
@@ -225,7 +226,7 @@ def test_several_samples_as_alternatives(gen: TextGenerator) -> None:
 def test_perplexity_score_matches_manual_sum(gen: TextGenerator) -> None:
     ids = gen.tokenizer.encode("The quick brown fox jumps over the lazy dog. " * 6)
     total = gen.score(ids)
-    logits, _ = gen._run(np.asarray([ids[:64]]), 0, gen._empty_kv())
+    logits, _ = gen.forward(np.asarray([ids[:64]]), 0, gen.empty_cache())
     lg = logits[0].astype(np.float64)
     lse = np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1)) + lg.max(-1)
     manual = sum(lse[t - 1] - lg[t - 1, ids[t]] for t in range(1, 64))
@@ -246,14 +247,14 @@ PRIME_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox j
 
 
 def test_prefill_in_runs_equals_one_run(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aigc_studio.runtime.text_generator as tg
+    import aigc_studio.runtime.prefix_cache as tg
 
     ids = gen.tokenizer.encode(PRIME_TEXT)
     gen.reset_cache()
-    whole, _ = gen._prefill(ids)
+    whole, _ = gen.prefill(ids)
     monkeypatch.setattr(tg, "PREFILL_CHUNK", 3)
     gen.reset_cache()
-    runs, kv = gen._prefill(ids)
+    runs, kv = gen.prefill(ids)
     assert kv.length == len(ids) > 3
     np.testing.assert_allclose(runs, whole, atol=1e-4)
 
@@ -279,7 +280,7 @@ def test_prime_makes_the_next_keystroke_cheap(gen: TextGenerator) -> None:
 
 
 def test_cancelled_prime_keeps_its_finished_runs(gen: TextGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aigc_studio.runtime.text_generator as tg
+    import aigc_studio.runtime.prefix_cache as tg
 
     monkeypatch.setattr(tg, "PREFILL_CHUNK", 4)
     gen.reset_cache()
@@ -290,9 +291,9 @@ def test_cancelled_prime_keeps_its_finished_runs(gen: TextGenerator, monkeypatch
         return len(checks) > 2
 
     done = gen.prime(PRIME_TEXT, GREEDY, cancel)
-    assert done == 8 == len(gen._cache.ids)
-    ids, _ = gen._split_prompt(PRIME_TEXT, GREEDY.max_new_tokens)  # the window stream() reads
-    assert gen._cache.ids == ids[:8]
+    assert done == 8 == len(gen.cached_tokens)
+    ids, _, _ = gen.split_prompt(PRIME_TEXT, GREEDY.max_new_tokens)  # the window stream() reads
+    assert gen.cached_tokens == ids[:8]
     "".join(gen.stream(PRIME_TEXT, GREEDY))
     assert gen.last_stats.reused_tokens == 8  # the next call starts where the priming stopped
 
@@ -314,8 +315,8 @@ def test_branches_start_differently_and_the_first_is_greedy(gen: TextGenerator, 
     assert len({a.text for a in alternatives}) == 3
     firsts = [a.token_ids[0] for a in alternatives]
     assert len(set(firsts)) == 3  # different first tokens, the most likely first
-    ids, rest = gen._split_prompt("The quick brown ", cfg.max_new_tokens)
-    logits, _ = gen._prefill(ids)
+    ids, rest, _ = gen.split_prompt("The quick brown ", cfg.max_new_tokens)
+    logits, _ = gen.prefill(ids)
     assert firsts == sorted(firsts, key=lambda t: -logits[t])
     # Each row is that first token's greedy continuation.
     fresh = TextGenerator(load_package(tiny_text_package), device="cpu", threads=1, variant="fp32")
