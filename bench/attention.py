@@ -8,7 +8,7 @@ layer, no weights) is run on onnxruntime's CPU provider for one new token after 
 batch 1, the KV cache bound in place through IOBinding and sized as `TextGenerator` sizes it (the
 past rounded up to a whole number of 64-slot buckets):
 
-  gqa fp32      (baseline) GroupQueryAttention over a float32 cache: what export/graph_fused.py writes
+  gqa fp32      (baseline) GroupQueryAttention over a float32 cache: what export/onnx/fused.py writes
   gqa int8      the same operator over an int8 cache with per-channel scales (`k_quant_type` /
                 `v_quant_type` PER_CHANNEL, 8 bits): a quarter of the bytes to read
   matmul gemv   plain MatMul/Softmax/MatMul with K kept transposed (B, Hkv, D, capacity), so that both

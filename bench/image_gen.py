@@ -53,18 +53,18 @@ def torch_twin(manifest: dict):
     """The package's generator in PyTorch with random weights, eval mode (noise constant for StyleGAN)."""
     import torch
 
-    from export import gan_dcgan, gan_stylegan
+    from export.models import dcgan, stylegan
 
     cfg = manifest["config"]
     if manifest["architecture"] == "stylegan":
-        fields = {f.name for f in dataclasses.fields(gan_stylegan.StyleGANConfig)}
-        G = gan_stylegan.Generator(gan_stylegan.StyleGANConfig(**{k: v for k, v in cfg.items() if k in fields}))
+        fields = {f.name for f in dataclasses.fields(stylegan.StyleGANConfig)}
+        G = stylegan.Generator(stylegan.StyleGANConfig(**{k: v for k, v in cfg.items() if k in fields}))
 
         def run(z, c):
             return G.synthesis(G.mapping(z, c)[:, None].repeat(1, G.cfg.num_ws, 1), noise_mode="const")
     else:
-        fields = {f.name for f in dataclasses.fields(gan_dcgan.DCGANConfig)}
-        G = gan_dcgan.Generator(gan_dcgan.DCGANConfig(**{k: v for k, v in cfg.items() if k in fields}))
+        fields = {f.name for f in dataclasses.fields(dcgan.DCGANConfig)}
+        G = dcgan.Generator(dcgan.DCGANConfig(**{k: v for k, v in cfg.items() if k in fields}))
 
         def run(z, c):
             return G(z)

@@ -32,7 +32,7 @@ def train_tiny_lm(cfg, ids, steps: int, seed: int):
     tensor `ids`; returns (model in eval mode, last loss)."""
     import torch
 
-    from export.model_lm import TransformerLM
+    from export.models.lm import TransformerLM
 
     torch.manual_seed(seed)
     model = TransformerLM(cfg)
@@ -55,9 +55,9 @@ def build_tiny_text_package(folder: Path, *, name: str = "tiny-writer", steps: i
     """Train and export a tiny text model into `folder/name`; return the package path."""
     import torch
 
-    from export.export_lm import export_package
-    from export.model_lm import LMConfig
-    from export.tokenizer_text import train_tokenizer
+    from export.onnx.lm import export_package
+    from export.models.lm import LMConfig
+    from export.data.tokenizer import train_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     text = tiny_corpus(seed=seed)

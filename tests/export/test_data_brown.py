@@ -1,8 +1,8 @@
-"""Brown Corpus detokenisation (export/data_brown.py)."""
+"""Brown Corpus detokenisation (export/data/brown.py)."""
 
 from __future__ import annotations
 
-from export.data_brown import detokenise, sample_text
+from export.data.brown import detokenise, sample_text
 
 
 def test_detokenise_drops_tags_and_attaches_punctuation() -> None:

@@ -13,23 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from export import data_text
-from export.data_text import (
-    Package,
-    Source,
-    UnsafeArchiveError,
-    Work,
-    austen_text,
-    clean_text,
-    confined_path,
-    extract_members,
-    reflow,
-    slug,
-    strip_gutenberg,
-    write_outputs,
-)
-from export.rdata import LazyLoadDB, RDataError, RPairlist, unserialize
-from export.sword import OsisCollector, read_books, read_ztext_slots, strip_osis
+from export.data import text as data_text
+from export.data.archives import Package, UnsafeArchiveError, confined_path, extract_members
+from export.data.clean import clean_text, reflow, slug, strip_gutenberg
+from export.data.rdata import LazyLoadDB, RDataError, RPairlist, unserialize
+from export.data.sword import OsisCollector, read_books, read_ztext_slots, strip_osis
+from export.data.text import Source, Work, austen_text, write_outputs
 
 # --- R serialization: build XDR streams by hand -------------------------------------------------
 

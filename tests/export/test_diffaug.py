@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from export.diffaug import EMPTY, DiffAugment, color, cutout, parse_policy, translation
+from export.models.diffaug import EMPTY, DiffAugment, color, cutout, parse_policy, translation
 
 
 def _dot_images(n: int = 6, size: int = 16) -> torch.Tensor:

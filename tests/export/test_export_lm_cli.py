@@ -1,4 +1,4 @@
-"""`python -m export.export_lm` from a checkpoint, with either tokenizer type: a SentencePiece model
+"""`python -m export.onnx.lm` from a checkpoint, with either tokenizer type: a SentencePiece model
 (the writing models trained here; the manifest is as before) or a byte-level BPE tokenizer.json (an
 imported GGUF model, whose checkpoint carries its special ids)."""
 
@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 from aigc_studio.runtime.package import load_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
-from export.model_lm import LMConfig, TransformerLM  # noqa: E402
-from export.train_lm import save_checkpoint  # noqa: E402
+from export.models.lm import LMConfig, TransformerLM  # noqa: E402
+from export.train.lm import save_checkpoint  # noqa: E402
 from tests.tiny_bpe import train_tiny_bpe  # noqa: E402
 from tests.tiny_models import tiny_corpus  # noqa: E402
 
@@ -25,7 +25,7 @@ def _checkpoint(path: Path, vocab_size: int, encode, extra: dict | None = None, 
     torch.manual_seed(0)
     model = TransformerLM(LMConfig(vocab_size=vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32,
                                    ffn_hidden=64, norm_first=True, tie_embeddings=True, bias=False, **cfg))
-    # export_lm's default validation prompts, so greedy continuations stay in what the model learned
+    # export.onnx.lm's default validation prompts, so greedy continuations stay in what the model learned
     prompts = "It is a truth universally acknowledged, that she walked to the window.\n\n" * 40
     ids = torch.tensor(encode(tiny_corpus(200) + prompts))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -48,8 +48,8 @@ def _checkpoint(path: Path, vocab_size: int, encode, extra: dict | None = None, 
 
 
 def test_sentencepiece_checkpoint_exports_as_before(tmp_path: Path) -> None:
-    from export.export_lm import main
-    from export.tokenizer_text import train_tokenizer
+    from export.onnx.lm import main
+    from export.data.tokenizer import train_tokenizer
 
     tok = train_tokenizer(tiny_corpus(200), tmp_path / "tok", vocab_size=300)
     import sentencepiece as spm
@@ -73,7 +73,7 @@ def test_sentencepiece_checkpoint_exports_as_before(tmp_path: Path) -> None:
 
 def test_bpe_checkpoint_exports_with_its_special_ids(tmp_path: Path) -> None:
     from aigc_studio.runtime.tokenizer import HFTokenizer
-    from export.export_lm import main
+    from export.onnx.lm import main
 
     tok = train_tiny_bpe(tmp_path / "tok")
     tokens = {"pad": 2, "unk": 0, "bos": 1, "eos": 0}
@@ -106,7 +106,7 @@ def test_weight_only_block_quantisation(tmp_path: Path, quant: str, ops: set[str
     from aigc_studio.core.sampling import SamplingConfig
     from aigc_studio.runtime.text_generator import TextGenerator
     from aigc_studio.runtime.tokenizer import HFTokenizer
-    from export.export_lm import main
+    from export.onnx.lm import main
 
     tok = train_tiny_bpe(tmp_path / "tok")
     bpe = HFTokenizer(tok)

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from export.fid import FeatureNet, FeatureNetConfig, augment, class_names, split_by_label, train  # noqa: E402
+from export.eval.fid import FeatureNet, FeatureNetConfig, augment, class_names, split_by_label, train  # noqa: E402
 
 
 def _meta(label: str, group: str = "g", subgroup: str | None = "s") -> dict:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from export import gan_dcgan as D
-from export import gan_stylegan as S
+from export.models import dcgan as D
+from export.models import stylegan as S
 
 torch.set_num_threads(1)
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from aigc_studio.runtime.image_generator import Controls, ImageGenerator
 from aigc_studio.runtime.package import load_package
-from export import data_images, train_gan
-from export.data_images import Item, SourceInfo, write_source
-from export.export_gan import export_package, tiny_generator
+from export.data import images as data_images
+from export.train import gan as train_gan
+from export.data.images import Item, SourceInfo, write_source
+from export.onnx.gan import export_package, tiny_generator
 
 torch.set_num_threads(1)
 
@@ -29,7 +30,7 @@ def _disc(size: int, colour: tuple[int, int, int], r: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset folder in data_images' layout: coloured discs at 16 and 32 px, labelled by colour."""
+    """A dataset folder in export.data.images' layout: coloured discs at 16 and 32 px, labelled by colour."""
     out = tmp_path_factory.mktemp("images")
     src = SourceInfo("discs", "test-discs", "none", "0", "CC0")
     colours = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220)}
@@ -116,7 +117,7 @@ def test_training_checkpoint_resume_and_export(arch: str, tiny_dataset: Path, tm
 
 
 def test_export_refuses_a_graph_that_disagrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from export import export_gan
+    from export.onnx import gan as export_gan
 
     G = tiny_generator("dcgan")
     real_export = export_gan._export
@@ -153,7 +154,7 @@ def test_torchrun_two_processes_average_their_gradients(tiny_dataset: Path, tmp_
 
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "export.train_gan", "--arch", "stylegan", "--data", str(tiny_dataset), "--sources", "discs",
+           "-m", "export.train.gan", "--arch", "stylegan", "--data", str(tiny_dataset), "--sources", "discs",
            "--size", "16", "--out", str(out), "--batch-size", "2", "--steps", "2", "--ckpt-every", "1",
            "--sample-every", "2", "--sample-seeds", "2", "--threads", "1", "--r1-every", "1",
            "--config", '{"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 128, "channel_max": 8, '

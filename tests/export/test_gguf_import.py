@@ -1,6 +1,6 @@
 """Importing a Llama-style GGUF: the query/key row permutation, the weights, the config and the BPE
 tokenizer, on a tiny GGUF written here with the `gguf` package. Tests marked `pretrained` check the real
-SmolLM2 file (run with -m pretrained after `python -m export.gguf_import`)."""
+SmolLM2 file (run with -m pretrained after `python -m export.train.from_gguf`)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import pytest
 torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 
-from export.gguf_import import (  # noqa: E402
+from export.train.from_gguf import (  # noqa: E402
     bpe_tokenizer,
     gguf_vocabulary,
     load_gguf_model,
     manifest_tokens,
     unpermute_rope_rows,
 )
-from export.model_lm import LMConfig, TransformerLM, apply_rope  # noqa: E402
+from export.models.lm import LMConfig, TransformerLM, apply_rope  # noqa: E402
 from tests.tiny_bpe import TRICKY, gguf_like_vocabulary, reference_bpe, train_tiny_bpe  # noqa: E402
 
 SMOLLM_GGUF = Path("runs/cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -45,7 +45,7 @@ def test_interleaved_rope_on_permuted_rows_is_rotate_half_on_the_original() -> N
     rng = np.random.default_rng(1)
     w = rng.standard_normal((n_head * D, C)).astype(np.float32)
     x = torch.from_numpy(rng.standard_normal((T, C)).astype(np.float32))
-    from export.model_lm import rope_tables
+    from export.models.lm import rope_tables
 
     cos, sin = rope_tables(cfg)
     cos, sin = cos[:T], sin[:T]                                            # (T, D/2)
@@ -170,7 +170,7 @@ def test_tokenizer_rebuilt_from_gguf_vocabulary_matches_reference(tiny_gguf, tmp
 
 pretrained = pytest.mark.pretrained
 needs_gguf = pytest.mark.skipif(not SMOLLM_GGUF.exists(), reason=f"{SMOLLM_GGUF} not present "
-                                "(python -m export.gguf_import fetches it)")
+                                "(python -m export.train.from_gguf fetches it)")
 
 
 @pretrained
@@ -201,7 +201,7 @@ def test_smollm2_perplexity_on_prose(tmp_path: Path) -> None:
     """DATA.md: 20-27 on ordinary English prose; with the permutation left in, far higher (about 150
     there; 360-540 measured here on Persuasion and Brown). This modern paragraph scores about 15."""
     from aigc_studio.runtime.tokenizer import HFTokenizer
-    from export.gguf_import import perplexity
+    from export.train.from_gguf import perplexity
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -227,8 +227,8 @@ def test_smollm2_perplexity_on_prose(tmp_path: Path) -> None:
 def test_import_command_writes_a_checkpoint_and_tokenizer(tiny_gguf, tmp_path: Path) -> None:
     import json
 
-    from export.gguf_import import main
-    from export.train_lm import load_checkpoint, model_from_checkpoint
+    from export.train.from_gguf import main
+    from export.train.lm import load_checkpoint, model_from_checkpoint
     from tests.tiny_models import tiny_corpus
 
     path, model, _ = tiny_gguf

@@ -1,4 +1,4 @@
-"""export/graph_fused.py: the fused-operator decoder graph of a Llama-style model, and the runtime's
+"""export/onnx/fused.py: the fused-operator decoder graph of a Llama-style model, and the runtime's
 "shared" KV cache layout that goes with it (past and present bound to one buffer)."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ onnx = pytest.importorskip("onnx")
 from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from aigc_studio.runtime.package import load_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
-from export import graph_fused  # noqa: E402
-from export.export_lm import export_package, torch_greedy  # noqa: E402
-from export.model_lm import LMConfig, TransformerLM  # noqa: E402
+from export.onnx import fused as graph_fused  # noqa: E402
+from export.onnx.lm import export_package  # noqa: E402
+from export.onnx.validate_lm import torch_greedy  # noqa: E402
+from export.models.lm import LMConfig, TransformerLM  # noqa: E402
 from tests.tiny_bpe import train_tiny_bpe  # noqa: E402
 
 LLAMA = dict(norm="rms", pos="rope", mlp="swiglu", norm_first=True, bias=False, tie_embeddings=True)
@@ -99,7 +100,7 @@ def test_other_layouts_match_pytorch_with_a_past(tmp_path: Path, cfg: dict) -> N
 def fused_package(tmp_path_factory) -> tuple[Path, TransformerLM]:
     from aigc_studio.runtime.tokenizer import HFTokenizer
 
-    from export.train_lm import model_from_checkpoint
+    from export.train.lm import model_from_checkpoint
     from tests.export.test_export_lm_cli import _checkpoint
 
     tmp = tmp_path_factory.mktemp("fused")
@@ -209,7 +210,7 @@ def test_export_with_int8_kv_cache_generates_through_the_runtime(tmp_path: Path,
                              tokens={"eos": 0}, int8_min_agree=0.5, fp32_tol=1e-3, verbose=False, quant=quants,
                              val_text=text, kv_int8=True)
     m = load_package(out).manifest
-    assert m["graphs"]["kv_dtype"] == {q: "int8" for q in quants}
+    assert m["graphs"]["kv_dtype"] == {v: "int8" if v in quants else "float32" for v in m["graphs"]["variants"]}
     for q in quants:
         assert "int8 KV cache" in m["validation"]["quantisation"][q]
         assert reports[q]["val_top1_agreement"] >= 0.5
@@ -217,7 +218,7 @@ def test_export_with_int8_kv_cache_generates_through_the_runtime(tmp_path: Path,
         assert gen.kv_dtype is np.int8
         ids = gen.tokenizer.encode("It is a truth universally acknowledged")
         got = [t for t, _ in gen.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
-        assert len(got) == 8 and gen._cache.kv.arrays[0].dtype == np.int8
+        assert len(got) == 8 and gen._prompts.path.kv.arrays[0].dtype == np.int8
         # the step after a cached prefix gives what a fresh prefill of the same tokens gives
         fresh = TextGenerator(load_package(out), device="cpu", threads=1, variant=q)
         again = [t for t, _ in fresh.generate_tokens(ids, SamplingConfig(strategy="greedy", max_new_tokens=8))]
@@ -271,7 +272,7 @@ def test_a_prompt_run_computes_the_last_positions_logits_only(tmp_path: Path, fu
                        tokenizer_type="bpe", tokens={"eos": 0}, int8_min_agree=0.0, fp32_tol=1e-3,
                        verbose=False, quant="q4", val_text="She walked to the window. " * 8)
         gen = TextGenerator(load_package(pkg), device="cpu", threads=1, variant=variant)
-        assert gen._logits_keep
+        assert gen.step.logits_keep
         ids = gen.tokenizer.encode("It is a truth universally acknowledged that she walked")
         full, _ = gen._run(np.asarray([ids]), 0, gen._empty_kv())
         kept, kv = gen._run(np.asarray([ids]), 0, gen._empty_kv(), last_only=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.model_lm import LMConfig, TransformerLM
+from export.models.lm import LMConfig, TransformerLM
 from tests.tiny_models import tiny_corpus
 
 TINY = dict(vocab_size=50, block_size=32, n_layer=2, n_head=4, n_embd=32, ffn_hidden=64)
@@ -66,8 +66,8 @@ def test_seed_configuration() -> None:
 
 
 def test_train_cli_checkpoints_and_resumes(tmp_path: Path) -> None:
-    from export.tokenizer_text import train_tokenizer
-    from export.train_lm import load_checkpoint, main, model_from_checkpoint
+    from export.data.tokenizer import train_tokenizer
+    from export.train.lm import load_checkpoint, main, model_from_checkpoint
 
     data = tmp_path / "data"
     data.mkdir()
@@ -93,7 +93,7 @@ def test_train_cli_checkpoints_and_resumes(tmp_path: Path) -> None:
 def test_tokenizer_is_lossless_with_byte_fallback(tmp_path: Path) -> None:
     import sentencepiece as spm
 
-    from export.tokenizer_text import train_tokenizer
+    from export.data.tokenizer import train_tokenizer
 
     path = train_tokenizer(tiny_corpus(200), tmp_path, vocab_size=300)
     sp = spm.SentencePieceProcessor(model_file=str(path))
@@ -107,7 +107,7 @@ def test_dedupe_tied_weights_keeps_outputs(tmp_path: Path) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from export.export_lm import dedupe_tied_weights, export_onnx
+    from export.onnx.lm import dedupe_tied_weights, export_onnx
 
     torch.manual_seed(3)
     model = TransformerLM(LMConfig(**{**TINY, "vocab_size": 300}, tie_embeddings=True)).eval()
@@ -135,10 +135,10 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
     from aigc_studio.core.sampling import SamplingConfig
     from aigc_studio.runtime.package import load_package, write_package
     from aigc_studio.runtime.text_generator import TextGenerator
-    from export.export_lm import export_package
-    from export.tokenizer_text import train_tokenizer
+    from export.onnx.lm import export_package
+    from export.data.tokenizer import train_tokenizer
 
-    import export.export_lm as ex
+    import export.onnx.lm as ex
 
     def validate(*args, **kwargs):
         # An untrained model emits byte tokens that the runtime's UTF-8 guard (rightly) refuses, so its
@@ -160,11 +160,12 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
                        graph="fused" if layout == "shared" else "torch")
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["graphs"]["kv_cache"] == layout
-        if layout == "concat":  # as written before the field existed
+        if layout == "concat":  # as written before the fields existed (manifest format version 1)
             del manifest["graphs"]["kv_cache"], manifest["graphs"]["kv_cache_semantics"]
-            write_package(out, manifest)
+            del manifest["graphs"]["kv_dtype"]
+            write_package(out, {**manifest, "format_version": 1})
         gens[layout] = TextGenerator(load_package(out), device="cpu", variant="fp32")
-    assert gens["concat"]._kv_layout == "concat"
+    assert gens["concat"].kv_layout == "concat"
     ids = np.random.default_rng(1).integers(4, 300, size=(2, 20))
     runs = {}
     for layout, gen in gens.items():
@@ -200,11 +201,11 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
 
 
 def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> None:
-    """--init starts from another checkpoint's weights (as export.gguf_import writes them), records the
+    """--init starts from another checkpoint's weights (as export.train.from_gguf writes them), records the
     starting validation figure as step 0, and a byte-level BPE tokenizer.json encodes the corpus."""
     from tests.tiny_bpe import train_tiny_bpe
-    from export.model_lm import LMConfig, TransformerLM
-    from export.train_lm import encode_corpus, load_checkpoint, main, save_checkpoint
+    from export.models.lm import LMConfig, TransformerLM
+    from export.train.lm import encode_corpus, load_checkpoint, main, save_checkpoint
 
     data = tmp_path / "data"
     data.mkdir()
@@ -228,7 +229,7 @@ def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> Non
                  "--eval-batches", "2", "--lr", "3e-3", "--dropout", "0.0"]) == 0
     ck = load_checkpoint(out / "ckpt.pt")
     assert ck["config"]["pos"] == "rope" and ck["config"]["n_kv_head"] == 1 and ck["step"] == 8
-    # the fine-tune keeps what export_lm needs of the pretrained model: its special ids and its source
+    # the fine-tune keeps what export.onnx.lm needs of the pretrained model: its special ids and its source
     assert ck["tokens"] == pretrained["tokens"] and ck["source"] == pretrained["source"]
     assert json.loads(ck["init"])["checkpoint"] == str(tmp_path / "base.pt")
     history = json.loads((out / "history.json").read_text())

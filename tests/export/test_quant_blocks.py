@@ -1,4 +1,4 @@
-"""export/quant_blocks.py: block quantisation in numpy, checked against onnxruntime's own kernels."""
+"""export/quant/blocks.py: block quantisation in numpy, checked against onnxruntime's own kernels."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from export.quant_blocks import block_for, dequantize_rows, pack, quantize_graph, quantize_rows  # noqa: E402
+from export.quant.blocks import block_for, dequantize_rows, pack, quantize_graph, quantize_rows  # noqa: E402
 
 
 def _q4_1_like(n: int, k: int, seed: int = 0) -> np.ndarray:
@@ -142,7 +142,7 @@ def test_q8_integer_zero_points_need_no_offset_nodes(tmp_path: Path) -> None:
 
 
 def test_tied_matrix_given_as_a_transpose_is_found(tmp_path: Path) -> None:
-    """After export_lm.dedupe_tied_weights the output layer reads Transpose(W): still one 8-bit copy,
+    """After export.onnx.lm.dedupe_tied_weights the output layer reads Transpose(W): still one 8-bit copy,
     and neither the Transpose nor a float W is left."""
     V, H = 200, 64
     wte = (np.random.default_rng(7).standard_normal((V, H)) * 0.1).astype(np.float32)

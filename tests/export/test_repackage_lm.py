@@ -1,4 +1,4 @@
-"""export/repackage_lm.py: a torch-exported package read back into a TransformerLM and exported again
+"""export/onnx/repackage.py: a torch-exported package read back into a TransformerLM and exported again
 with the fused-operator graph, weights unchanged."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 from aigc_studio.runtime.package import load_package, write_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
 from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
-from export.export_lm import export_package  # noqa: E402
-from export.repackage_lm import main, model_from_fused_graph, model_from_graph, repackage  # noqa: E402
-from export.train_lm import model_from_checkpoint  # noqa: E402
+from export.onnx.lm import export_package  # noqa: E402
+from export.onnx.repackage import main, model_from_fused_graph, model_from_graph, repackage  # noqa: E402
+from export.train.lm import model_from_checkpoint  # noqa: E402
 from tests.export.test_export_lm_cli import _checkpoint  # noqa: E402
 from tests.tiny_models import tiny_corpus  # noqa: E402
 
@@ -27,7 +27,7 @@ def old_package(tmp_path_factory) -> tuple[Path, object]:
     """A package as November's exporter wrote it (torch.onnx.export, "buffer" cache), and its model."""
     import sentencepiece as spm
 
-    from export.tokenizer_text import train_tokenizer
+    from export.data.tokenizer import train_tokenizer
 
     tmp = tmp_path_factory.mktemp("repack")
     tok = train_tokenizer(tiny_corpus(200), tmp / "tok", vocab_size=300)
@@ -45,7 +45,7 @@ def old_package(tmp_path_factory) -> tuple[Path, object]:
 def test_weights_read_back_exactly(old_package) -> None:
     folder, model = old_package
     m = load_package(folder).manifest
-    from export.model_lm import LMConfig
+    from export.models.lm import LMConfig
 
     cfg = LMConfig(**{k: v for k, v in m["config"].items() if k in LMConfig.__dataclass_fields__})
     back = model_from_graph(folder / "model.onnx", cfg)
@@ -65,7 +65,7 @@ def test_repackaged_package_is_fused_and_keeps_the_metadata(old_package, tmp_pat
     for key in ("name", "description", "licence", "sources", "config", "tokens", "sampling"):
         assert new[key] == old[key], key
     assert {k: v for k, v in new["training"].items() if k != "reexported"} == old["training"]
-    assert "repackage_lm" in new["training"]["reexported"]
+    assert "export/onnx/repackage.py" in new["training"]["reexported"]
     assert reports["fp32"]["val_ppl"] == pytest.approx(old["validation"]["fp32"]["val_ppl"], rel=1e-4)
     config = SamplingConfig(strategy="greedy", max_new_tokens=10)
     texts = ["".join(TextGenerator(load_package(p), device="cpu", variant="fp32").stream("The quick", config))
@@ -93,11 +93,11 @@ def test_refuses_a_fused_package_and_weights_that_miss_the_reference(old_package
 @pytest.mark.parametrize("pos, mlp, tie, bias", [("learned", "relu", True, False), ("rope", "swiglu", False, False),
                                                  ("learned", "relu", False, True), ("rope", "swiglu", True, True)])
 def test_fused_graph_weights_read_back_exactly(tmp_path: Path, pos: str, mlp: str, tie: bool, bias: bool) -> None:
-    """export/graph_fused.py's graph (q|k|v and gate|up concatenated with their biases, a tied matrix as
+    """export/onnx/fused.py's graph (q|k|v and gate|up concatenated with their biases, a tied matrix as
     a Transpose) gives back every weight of the model; with biases in the seed's post-LN layout."""
-    from export import graph_fused
-    from export.export_lm import dedupe_tied_weights
-    from export.model_lm import LMConfig, TransformerLM
+    from export.onnx import fused as graph_fused
+    from export.onnx.lm import dedupe_tied_weights
+    from export.models.lm import LMConfig, TransformerLM
 
     cfg = LMConfig(vocab_size=200, block_size=32, n_layer=2, n_head=4, n_kv_head=2 if mlp == "swiglu" else 0,
                    n_embd=32, ffn_hidden=48, norm="rms" if mlp == "swiglu" else "layer", pos=pos, mlp=mlp,

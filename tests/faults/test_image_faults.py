@@ -21,7 +21,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two builds of the model 'tiny-cond' (other weights, same name), each in its own models folder."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from export.export_gan import export_package, tiny_generator
+    from export.onnx.gan import export_package, tiny_generator
 
     out = {}
     for key, seed in (("v1", 0), ("v2", 1)):

@@ -126,7 +126,7 @@ def test_image_evals_report_progress_on_stderr(tmp_path: Path, monkeypatch: pyte
     """Issue: `aigc-studio eval condition` printed nothing for 5 minutes."""
     import shutil
 
-    from export.export_gan import export_package, tiny_generator
+    from export.onnx.gan import export_package, tiny_generator
 
     models = tmp_path / "models"
     shutil.copytree(features_package, models / "tiny-features")

@@ -1,4 +1,4 @@
-"""Domain FID/KID through an `image-features` package built by export/fid.py from a tiny classifier."""
+"""Domain FID/KID through an `image-features` package built by export/eval/fid.py from a tiny classifier."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _images(rng: np.random.Generator, n: int, size: int = 16) -> np.ndarray:
 def features_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from export.fid import FeatureNet, FeatureNetConfig, export_package
+    from export.eval.fid import FeatureNet, FeatureNetConfig, export_package
 
     torch.manual_seed(0)
     net = FeatureNet(FeatureNetConfig(img_size=16, width=4, stages=2, feature_dim=8, n_classes=3)).eval()
@@ -104,7 +104,7 @@ def test_cli_eval_fid(features_package: Path, tmp_path: Path, monkeypatch: pytes
                       capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from aigc_studio.cli import main
-    from export.export_gan import export_package, tiny_generator
+    from export.onnx.gan import export_package, tiny_generator
 
     models = tmp_path / "models"
     shutil.copytree(features_package, models / "tiny-features")
@@ -135,7 +135,7 @@ def test_cli_eval_condition(features_package: Path, tmp_path: Path, monkeypatch:
                             capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from aigc_studio.cli import main
-    from export.export_gan import export_package, tiny_generator
+    from export.onnx.gan import export_package, tiny_generator
 
     models = tmp_path / "models"
     shutil.copytree(features_package, models / "tiny-features")
@@ -169,8 +169,8 @@ def test_cli_refuses_a_feature_space_of_another_size(tmp_path: Path, monkeypatch
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     torch = pytest.importorskip("torch")
     from aigc_studio.cli import main
-    from export.export_gan import export_package as export_gan_package, tiny_generator
-    from export.fid import FeatureNet, FeatureNetConfig, export_package
+    from export.onnx.gan import export_package as export_gan_package, tiny_generator
+    from export.eval.fid import FeatureNet, FeatureNetConfig, export_package
 
     models = tmp_path / "models"
     torch.manual_seed(0)

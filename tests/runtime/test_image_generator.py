@@ -21,7 +21,7 @@ from aigc_studio.runtime.package import PackageError, load_package, write_packag
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from export.export_gan import export_package, tiny_generator
+    from export.onnx.gan import export_package, tiny_generator
 
     root = tmp_path_factory.mktemp("image-models")
     out = {}

@@ -1,12 +1,12 @@
 """Train an image GAN (DCGAN, WGAN-GP or the StyleGAN-style model) on the emoji/icon datasets.
 
-    python -m export.train_gan --arch stylegan --data runs/data/images --sources fluent,noto --size 64 \
+    python -m export.train.gan --arch stylegan --data runs/data/images --sources fluent,noto --size 64 \
         --out runs/gan-emoji-style --batch-size 32 --max-minutes 85 --threads 1
-    python -m export.train_gan --arch dcgan   --sources fluent,noto --out runs/gan-emoji-dcgan ...
-    python -m export.train_gan --arch wgan-gp --sources fluent,noto --out runs/gan-emoji-wgan ...
+    python -m export.train.gan --arch dcgan   --sources fluent,noto --out runs/gan-emoji-dcgan ...
+    python -m export.train.gan --arch wgan-gp --sources fluent,noto --out runs/gan-emoji-wgan ...
 
 - Images: RGBA, RGB premultiplied by alpha, scaled to [-1, 1]; optional horizontal flips; optional
-  DiffAugment (`--diffaug color,translation,cutout`, export/diffaug.py) of everything the discriminator sees,
+  DiffAugment (`--diffaug color,translation,cutout`, export/models/diffaug.py) of everything the discriminator sees,
   which keeps it from memorising a few thousand images.
 - StyleGAN: non-saturating loss, lazy R1 on reals, style-mixing regularisation, tracked average w,
   text condition = `core.latents.condition_features(label [+ some tags])` with condition dropout (zeros =
@@ -15,7 +15,7 @@
 - Sample grids at intervals from fixed seeds (`core.latents.z_from_seeds`: a seed is an identity), kept in
   OUT/samples/ with OUT/samples/latest.png; checkpoints with their config (`torch.load(weights_only=True)`),
   resume from OUT/ckpt.pt, a fixed seed, a progress bar with losses and images/s.
-- Several GPUs (or CPU processes on gloo): `torchrun --nproc_per_node N -m export.train_gan ...`. Every rank
+- Several GPUs (or CPU processes on gloo): `torchrun --nproc_per_node N -m export.train.gan ...`. Every rank
   starts from the same weights, draws its own batches (the batch size is per rank) and averages gradients
   with all-reduce; rank 0 writes samples and checkpoints, after checking that the ranks still agree.
 """
@@ -38,9 +38,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from aigc_studio.core.latents import CONDITION_DIM, condition_features, z_from_seeds
-from export import gan_dcgan, gan_stylegan
-from export.data_images import load_dataset
-from export.diffaug import DiffAugment
+from export.data.images import load_dataset
+from export.models import dcgan, stylegan
+from export.models.diffaug import DiffAugment
 
 tqdm.monitor_interval = 0
 ARCHS = ("stylegan", "dcgan", "wgan-gp")
@@ -97,10 +97,10 @@ def condition_text(meta: dict, rng: np.random.Generator) -> str:
 
 def build_models(arch: str, config: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
     if arch == "stylegan":
-        cfg = gan_stylegan.StyleGANConfig(**config)
-        return gan_stylegan.Generator(cfg), gan_stylegan.Discriminator(cfg)
-    cfg = gan_dcgan.DCGANConfig(**config)
-    return gan_dcgan.Generator(cfg), gan_dcgan.Discriminator(cfg)
+        cfg = stylegan.StyleGANConfig(**config)
+        return stylegan.Generator(cfg), stylegan.Discriminator(cfg)
+    cfg = dcgan.DCGANConfig(**config)
+    return dcgan.Generator(cfg), dcgan.Discriminator(cfg)
 
 
 def generator_from_checkpoint(path: Path, ema: bool = True) -> tuple[str, torch.nn.Module, dict]:
@@ -138,10 +138,11 @@ def sample_grid(arch: str, G: torch.nn.Module, z_dim: int, conditional: bool, se
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.train.gan", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=ARCHS, default="stylegan")
     ap.add_argument("--data", type=Path, default=Path("runs/data/images"))
-    ap.add_argument("--sources", default="fluent,noto", help="datasets built by export.data_images")
+    ap.add_argument("--sources", default="fluent,noto", help="datasets built by export.data.images")
     ap.add_argument("--groups", default="", help="keep only these groups (comma-separated)")
     ap.add_argument("--drop-skin-tones", action="store_true",
                     help="leave out the skin-tone variants ('...: medium skin tone'), recolourings of the same "
@@ -164,7 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ema-half-life", type=float, default=5000.0, help="EMA half-life in images")
     ap.add_argument("--xflip", action="store_true", help="random horizontal flips")
     ap.add_argument("--diffaug", default="", help="DiffAugment policy for what the discriminator sees, "
-                    "e.g. 'color,translation,cutout' (export/diffaug.py); empty = none")
+                    "e.g. 'color,translation,cutout' (export/models/diffaug.py); empty = none")
     ap.add_argument("--sample-every", type=int, default=500)
     ap.add_argument("--sample-seeds", type=int, default=8)
     ap.add_argument("--ckpt-every", type=int, default=1000)
@@ -242,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         config = default_config(args)
     G, D = build_models(args.arch, config)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    stylegan = args.arch == "stylegan"
-    conditional = stylegan and G.cfg.cond_features > 0
-    if stylegan:
+    is_stylegan = args.arch == "stylegan"
+    conditional = is_stylegan and G.cfg.cond_features > 0
+    if is_stylegan:
         lr, betas = args.lr or 2e-3, (0.0, 0.99)
         # Lazy R1: the penalty runs every r1_every steps, so Adam's moments are rescaled (StyleGAN2).
         c = args.r1_every / (args.r1_every + 1)
@@ -316,19 +317,19 @@ def main(argv: list[str] | None = None) -> int:
             real, c = batch()
             z = torch.randn(args.batch_size, z_dim, device=device)
             with torch.no_grad():
-                fake = G(z, c, mixing_prob=args.mixing_prob) if stylegan else G(z)
-            if stylegan:
-                loss_d = gan_stylegan.d_loss(D_seen(real, c), D_seen(fake, c))
+                fake = G(z, c, mixing_prob=args.mixing_prob) if is_stylegan else G(z)
+            if is_stylegan:
+                loss_d = stylegan.d_loss(D_seen(real, c), D_seen(fake, c))
                 if step % args.r1_every == 0:
-                    r1 = gan_stylegan.r1_penalty(D_seen, real, c)
+                    r1 = stylegan.r1_penalty(D_seen, real, c)
                     loss_d = loss_d + args.r1_gamma / 2 * r1 * args.r1_every
                     logs["r1"] = r1.item()
             elif args.arch == "wgan-gp":
-                gp = gan_dcgan.gradient_penalty(D_seen, real, fake)
-                loss_d = gan_dcgan.d_loss_wgan(D_seen(real), D_seen(fake)) + args.gp_lambda * gp
+                gp = dcgan.gradient_penalty(D_seen, real, fake)
+                loss_d = dcgan.d_loss_wgan(D_seen(real), D_seen(fake)) + args.gp_lambda * gp
                 logs["gp"] = gp.item()
             else:
-                loss_d = gan_dcgan.d_loss_ns(D_seen(real), D_seen(fake))
+                loss_d = dcgan.d_loss_ns(D_seen(real), D_seen(fake))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             sync_gradients(D, world)
@@ -336,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         # --- generator
         _, c = batch()
         z = torch.randn(args.batch_size, z_dim, device=device)
-        if stylegan:
+        if is_stylegan:
             fake = G(z, c, mixing_prob=args.mixing_prob, update_w_avg=True)
-            loss_g = gan_stylegan.g_loss(D_seen(fake, c))
+            loss_g = stylegan.g_loss(D_seen(fake, c))
         else:
             fake = G(z)
-            loss_g = gan_dcgan.g_loss_wgan(D_seen(fake)) if args.arch == "wgan-gp" else gan_dcgan.g_loss_ns(D_seen(fake))
+            loss_g = dcgan.g_loss_wgan(D_seen(fake)) if args.arch == "wgan-gp" else dcgan.g_loss_ns(D_seen(fake))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         sync_gradients(G, world)

@@ -1,6 +1,6 @@
 """The feature space of domain FID/KID: a small classifier trained on the emoji labels, as a package.
 
-    python -m export.fid --sources fluent,noto --size 64 --out resources/models/emoji-features
+    python -m export.eval.fid --sources fluent,noto --size 64 --out resources/models/emoji-features
 
 No Inception weights can be had offline, so the features come from a CNN trained here on what the images
 are: the emojibase subgroup of each emoji ("face-smiling", "animal-mammal", "food-fruit", ...; a rare
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from aigc_studio.runtime.features import FeatureExtractor, from_rgba_uint8
 from aigc_studio.runtime.package import load_package, write_package
-from export.data_images import load_dataset
+from export.data.images import load_dataset
 
 FEATURE_TOL = 1e-3   # max |feature difference| between onnxruntime and PyTorch
 OPSET = 17
@@ -191,7 +191,8 @@ def export_package(net: FeatureNet, out: Path, *, name: str, classes: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.eval.fid", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/data/images"))
     ap.add_argument("--sources", default="fluent,noto")
     ap.add_argument("--size", type=int, default=64)

@@ -1,6 +1,6 @@
 """Build the RGBA image datasets for the GANs from registry packages (see shared/DATA.md).
 
-    python -m export.data_images [--cache runs/cache/packages] [--out runs/data/images] \
+    python -m export.data.images [--cache runs/cache/packages] [--out runs/data/images] \
         [--sources fluent,noto,tabler] [--sizes 64,128]
 
 Three sources, fetched with the ordinary clients and nothing else:
@@ -22,7 +22,7 @@ Output in ``--out`` (outside git; rebuilt from the packages when needed):
 * ``contact_sheet_<source>.png``: a sample of the 64-pixel images on a checkerboard, to look at;
 * ``sources.json``: packages, versions, licences and counts.
 
-Archives are unpacked with every member path confined to its folder (export.data_text's extractor).
+Archives are unpacked with every member path confined to its folder (export.data.text's extractor).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from export.data_text import DataError, extract_members, fetch_deb, log, run_command, unpack_deb
+from export.data.archives import DataError, extract_members, fetch_deb, log, run_command, unpack_deb
 
 DEFAULT_CACHE = Path("runs/cache/packages")
 DEFAULT_OUT = Path("runs/data/images")
@@ -421,7 +421,7 @@ def load_dataset(root: Path, sources: Sequence[str], size: int,
     for key in sources:
         index_path = Path(root) / key / "index.json"
         if not index_path.is_file():
-            raise DataError(f"{index_path} is missing; build it with python -m export.data_images "
+            raise DataError(f"{index_path} is missing; build it with python -m export.data.images "
                             f"--sources {key}")
         index = json.loads(index_path.read_text(encoding="utf-8"))
         if size not in index["sizes"]:
@@ -438,7 +438,7 @@ def load_dataset(root: Path, sources: Sequence[str], size: int,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.data_images", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m export.data.images", description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, of {', '.join(SOURCES)}")

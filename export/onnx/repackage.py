@@ -1,20 +1,20 @@
 """Re-export a text-lm package through today's exporter, from the weights in its own fp32 graph.
 
-    python -m export.repackage_lm resources/models/writer-tiny --val-text runs/data/text/val.txt
+    python -m export.onnx.repackage resources/models/writer-tiny --val-text runs/data/text/val.txt
 
 A package exported with `torch.onnx.export` (KV-cache layout "buffer" or "concat") holds every weight of
 the model in its fp32 graph, under the node names the model code gives (`/blocks.3/attn/q/MatMul`, the
 LayerNorm parameters as `model.blocks.3.ln1.weight`, ...). When the training checkpoint is not kept,
 this rebuilds the `TransformerLM` from those weights, checks it against the package's own
 `reference.npz` (the PyTorch logits recorded at the first export: the rebuilt model must reproduce them),
-and runs `export_lm.export_package` again with the manifest's description, licence, sources, training
+and runs `export.onnx.lm.export_package` again with the manifest's description, licence, sources, training
 summary, special tokens and graph variants, so the package gets the fused-operator graph and the
 validation of today's exporter. The weights do not change.
 
-A package that already has the fused graph (export/graph_fused.py, cache layout "shared") is read back
+A package that already has the fused graph (export/onnx/fused.py, cache layout "shared") is read back
 from that graph's named weights, to write other quantised variants:
 
-    python -m export.repackage_lm resources/models/writer-tiny --quant int8,q8 --val-text runs/data/text/val.txt
+    python -m export.onnx.repackage resources/models/writer-tiny --quant int8,q8 --val-text runs/data/text/val.txt
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from aigc_studio.runtime.package import load_package
-from export.export_lm import TOKENIZER_FILES, parse_quant_list, export_package
-from export.model_lm import LMConfig, TransformerLM
+from export.models.lm import LMConfig, TransformerLM
+from export.onnx.lm import TOKENIZER_FILES, export_package, parse_quant_list
 
 REFERENCE_TOL = 1e-4  # rebuilt model against the logits recorded at the first export
 
@@ -58,7 +58,7 @@ def model_from_graph(path: Path, cfg: LMConfig) -> TransformerLM:
     def linear(node_name: str) -> np.ndarray:  # MatMul(x, W^T) -> nn.Linear's (out, in)
         if node_name not in nodes:
             raise ValueError(f"{path.name}: no node {node_name!r}; only graphs written by "
-                             "torch.onnx.export of export/model_lm.py can be read back")
+                             "torch.onnx.export of export/models/lm.py can be read back")
         return weight(nodes[node_name].input[1]).T
 
     if cfg.bias:
@@ -92,7 +92,7 @@ def model_from_graph(path: Path, cfg: LMConfig) -> TransformerLM:
 
 
 def model_from_fused_graph(path: Path, cfg: LMConfig) -> TransformerLM:
-    """The TransformerLM whose weights are in an fp32 graph written by export/graph_fused.py (named by
+    """The TransformerLM whose weights are in an fp32 graph written by export/onnx/fused.py (named by
     the model's own state-dict keys: q|k|v and gate|up concatenated, linear weights as (in, out))."""
     import onnx
     from onnx import numpy_helper
@@ -107,7 +107,7 @@ def model_from_fused_graph(path: Path, cfg: LMConfig) -> TransformerLM:
         if name in consts:  # a tied matrix stored once: Transpose of the other
             return numpy_helper.to_array(inits[consts[name]]).T
         raise ValueError(f"{path.name}: no weight named {name!r}; only graphs written by "
-                         "export/graph_fused.py can be read back this way")
+                         "export/onnx/fused.py can be read back this way")
 
     model = TransformerLM(cfg).eval()
     sd: dict[str, np.ndarray] = {"wte.weight": weight("wte")}
@@ -198,14 +198,14 @@ def repackage(folder: Path, out: Path, val_text: str, *, graph: str = "auto", ve
             licence=m.get("licence", "unspecified"), sources=m.get("sources", ()),
             training={**(m.get("training") or {}), "reexported": (
                 f"{datetime.date.today().isoformat()}: the same weights, read back from the fp32 graph of "
-                "the earlier package by export/repackage_lm.py and exported again")},
+                "the earlier package by export/onnx/repackage.py and exported again")},
             val_text=val_text, variants=("fp32", *quants) if "fp32" in variants else quants, verbose=verbose,
             graph=graph, tokenizer_type=tok_type, tokens=m.get("tokens"), quant=quants,
             fp32_tol=float(checks.get("fp32_max_abs_logit_diff", 1e-3)), int8_min_agree=least)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m export.onnx.repackage", description=__doc__.split("\n")[0])
     ap.add_argument("package", type=Path, help="the package folder to read")
     ap.add_argument("--out", type=Path, help="where to write the new package (default: in place)")
     ap.add_argument("--val-text", type=Path, help="held-out text for the perplexity check")

@@ -1,6 +1,6 @@
 """Export a trained image GAN as a model package (kind `image-gan`): export, validate, write.
 
-    python -m export.export_gan --checkpoint runs/gan-emoji-style/ckpt.pt --out resources/models/emoji-style \
+    python -m export.onnx.gan --checkpoint runs/gan-emoji-style/ckpt.pt --out resources/models/emoji-style \
         --name emoji-style
 
 1. Export the EMA generator to ONNX (opset 17, standard ops, dynamic batch):
@@ -32,8 +32,8 @@ import torch
 from aigc_studio.core import latents as L
 from aigc_studio.runtime.image_generator import Controls, ImageGenerator, to_rgba_uint8
 from aigc_studio.runtime.package import load_package, write_package
-from export import gan_stylegan
-from export.train_gan import SAMPLE_PROMPTS, generator_from_checkpoint
+from export.models import stylegan
+from export.train.gan import SAMPLE_PROMPTS, generator_from_checkpoint
 
 W_TOL = 1e-4          # max |w difference| between onnxruntime and PyTorch
 IMAGE_TOL = 2e-3      # max |image difference| on the [-1, 1] scale (~1/4 of a uint8 level)
@@ -41,7 +41,7 @@ OPSET = 17
 
 
 class _Synthesis(torch.nn.Module):
-    def __init__(self, G: gan_stylegan.Generator) -> None:
+    def __init__(self, G: stylegan.Generator) -> None:
         super().__init__()
         self.synthesis = G.synthesis
 
@@ -50,7 +50,7 @@ class _Synthesis(torch.nn.Module):
 
 
 class _Mapping(torch.nn.Module):
-    def __init__(self, G: gan_stylegan.Generator) -> None:
+    def __init__(self, G: stylegan.Generator) -> None:
         super().__init__()
         self.mapping = G.mapping
 
@@ -74,7 +74,7 @@ def graph_io(arch: str, conditional: bool) -> dict[str, dict[str, list[str]]]:
 
 
 @torch.no_grad()
-def ganspace(G: gan_stylegan.Generator, n: int, k: int, seed: int = 123) -> L.PrincipalDirections:
+def ganspace(G: stylegan.Generator, n: int, k: int, seed: int = 123) -> L.PrincipalDirections:
     """Average w and principal directions from `n` sampled w (half unconditional, half under the
     sample prompts when the model is conditional)."""
     g = torch.Generator().manual_seed(seed)
@@ -205,20 +205,20 @@ def tiny_generator(arch: str = "stylegan", conditional: bool = True, img_size: i
                    seed: int = 0) -> torch.nn.Module:
     """A small randomly initialised generator (for tests and benchmarks), in eval mode. Its noise
     strengths and biases are made non-zero so every part of the graph matters in a parity check."""
-    from export import gan_dcgan
+    from export.models import dcgan
 
     torch.manual_seed(seed)
     if arch == "stylegan":
-        cfg = gan_stylegan.StyleGANConfig(img_size=img_size, z_dim=16, w_dim=16, mapping_layers=2,
+        cfg = stylegan.StyleGANConfig(img_size=img_size, z_dim=16, w_dim=16, mapping_layers=2,
                                           cond_features=L.CONDITION_DIM if conditional else 0, cond_embed=8,
                                           channel_base=32 * img_size, channel_max=16)
-        G: torch.nn.Module = gan_stylegan.Generator(cfg)
+        G: torch.nn.Module = stylegan.Generator(cfg)
         with torch.no_grad():
             for name, p in G.named_parameters():
                 if "noise_strength" in name or name.endswith("bias"):
                     p.normal_(0, 0.1)
     else:
-        G = gan_dcgan.Generator(gan_dcgan.DCGANConfig(img_size=img_size, z_dim=16, ngf=8,
+        G = dcgan.Generator(dcgan.DCGANConfig(img_size=img_size, z_dim=16, ngf=8,
                                                       loss="wgan-gp" if arch == "wgan-gp" else "ns",
                                                       d_norm="layer" if arch == "wgan-gp" else "batch"))
     return G.eval()
@@ -246,7 +246,8 @@ def _sources_from_checkpoint(ck: dict) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.onnx.gan", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--name", required=True)

@@ -125,7 +125,7 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     the file. `gather_bits=8` also stores the other embedding tables (untied token embedding, learned
     positions) as symmetric 8-bit blocks read by GatherBlockQuantized. A block size that does not divide
     a matrix's input size falls back to the largest power of two that does (`block_for`). A weight may
-    be an initializer or a Transpose of one (a tied matrix after `export_lm.dedupe_tied_weights`).
+    be an initializer or a Transpose of one (a tied matrix after `export.onnx.lm.dedupe_tied_weights`).
     Nodes named in `exclude` keep their float weights. Writes `dst`; returns how many nodes of each kind
     were replaced."""
     import onnx

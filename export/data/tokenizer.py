@@ -5,7 +5,7 @@ The settings make encoding a pure, lossless function of the text, which the comp
 - no dummy "▁" prefix, so a window cut from the middle of a document encodes like the document does;
 - byte fallback, so any Unicode input (emoji, CJK, control characters) encodes without an unknown token.
 
-    python -m export.tokenizer_text --data runs/data/text --out runs/tokenizer --vocab 8000
+    python -m export.data.tokenizer --data runs/data/text --out runs/tokenizer --vocab 8000
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def train_tokenizer(text: str, out_dir: Path, vocab_size: int = 8000, seed: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.data.tokenizer", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/data/text"), help="folder with train.txt")
     ap.add_argument("--out", type=Path, default=Path("runs/tokenizer"))
     ap.add_argument("--vocab", type=int, default=8000)

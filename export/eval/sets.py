@@ -1,7 +1,7 @@
 """Evaluation texts for the writing models, cut deterministically from the prepared corpora.
 
-    python -m export.eval_sets                    # after export.data_text and export.data_brown
-    python -m export.eval_sets --passages 10 --chars 600 --out runs/eval
+    python -m export.eval.sets                    # after export.data.text and export.data.brown
+    python -m export.eval.sets --passages 10 --chars 600 --out runs/eval
 
 Writes two UTF-8 files, each made of `--passages` passages of about `--chars` characters of whole lines,
 taken at evenly spaced places (so every part of the source is represented), separated by blank lines:
@@ -46,7 +46,8 @@ def passages(text: str, n: int, chars: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m export.eval.sets", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("runs/data/text"), help="val.txt and brown.txt are here")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
     ap.add_argument("--passages", type=int, default=10)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for src, name in (("val.txt", "heldout.txt"), ("brown.txt", "brown.txt")):
         path = args.data / src
         if not path.exists():
-            raise SystemExit(f"{path} is missing: run python -m export.data_text and python -m export.data_brown")
+            raise SystemExit(f"{path} is missing: run python -m export.data.text and python -m export.data.brown")
         parts = passages(path.read_text(encoding="utf-8"), args.passages, args.chars)
         (args.out / name).write_text("\n\n".join(parts) + "\n", encoding="utf-8")
         words = sum(len(p.split()) for p in parts)

@@ -7,7 +7,7 @@ the last batch row. Everything that improves on the seed is a config field, so t
 stays one config away (`LMConfig.seed()`), and a Llama-style layout (RMSNorm, rotary positions,
 grouped-query attention, SwiGLU, tied embeddings) is another (`norm="rms", pos="rope", mlp="swiglu"`).
 
-Two forward paths share the weights:
+Three forward paths share the weights (Attention.forward takes the one its caller names):
 - `forward(idx)` for training: fused scaled-dot-product attention with a causal flag.
 - `forward_cached(input_ids, position_ids, past)` for generation in PyTorch: plain matmul/softmax
   attention (standard ONNX ops only) over the concatenation of the past keys/values and the new ones.
@@ -121,9 +121,14 @@ class Attention(nn.Module):
         return x[:, :, None].expand(B, H, rep, T, D).reshape(B, H * rep, T, D)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                past: KV | None = None, reference: bool = False,
-                past_len: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
-        B, T, C = x.shape
+                past: KV | None = None, past_len: torch.Tensor | None = None,
+                cached: bool = False) -> tuple[torch.Tensor, KV | None]:
+        """Attention output (B, T, C) and the keys/values to keep, by one of three paths:
+        - training (the default): causal attention within x, fused scaled-dot-product attention;
+        - `cached`: explicit attention (standard ONNX ops) over `past` (or nothing) followed by x;
+          returns past + new keys/values (`forward_cached`, the "concat" export);
+        - `past_len` given: `past` is a buffer whose first past_len slots are valid; returns the new
+          keys/values only (`forward_buffered`, the "buffer" export)."""
         q = self._split(self.q(x), self.cfg.n_head)       # (B, H, T, D)
         k = self._split(self.k(x), self.cfg.kv_heads)     # (B, Hkv, T, D)
         v = self._split(self.v(x), self.cfg.kv_heads)
@@ -131,26 +136,29 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if past_len is not None:
             return self._buffered(q, k, v, past, past_len), (k, v)
+        if cached:
+            return self._concat(q, k, v, past)
+        y = F.scaled_dot_product_attention(q, self._repeat_kv(k), self._repeat_kv(v), is_causal=True,
+                                           dropout_p=self.cfg.dropout if self.training else 0.0)
+        return self._out(y), None
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        B, H, T, D = y.shape
+        return self.drop(self.o(y.transpose(1, 2).reshape(B, T, H * D)))  # (B, T, C)
+
+    def _concat(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
+        """Explicit causal attention over past + new keys; query i sits at absolute position P+i."""
         if past is not None:
             k = torch.cat([past[0], k], dim=2)            # (B, Hkv, P+T, D)
             v = torch.cat([past[1], v], dim=2)
-        present = (k, v)
         kr, vr = self._repeat_kv(k), self._repeat_kv(v)
-        if reference:
-            # Explicit causal attention over past + new keys; query i sits at absolute position P+i.
-            S = kr.shape[2]
-            P = S - T
-            att = (q @ kr.transpose(-2, -1)) * (1.0 / math.sqrt(self.cfg.head_dim))  # (B, H, T, S)
-            qpos = torch.arange(T, device=x.device).unsqueeze(1) + P
-            kpos = torch.arange(S, device=x.device).unsqueeze(0)
-            att = att.masked_fill(kpos > qpos, float("-inf"))
-            y = att.softmax(dim=-1) @ vr                                              # (B, H, T, D)
-        else:
-            y = F.scaled_dot_product_attention(q, kr, vr, is_causal=past is None,
-                                               dropout_p=self.cfg.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.drop(self.o(y)), present
-
+        T, S = q.shape[2], kr.shape[2]
+        P = S - T
+        att = (q @ kr.transpose(-2, -1)) * (1.0 / math.sqrt(self.cfg.head_dim))  # (B, H, T, S)
+        qpos = torch.arange(T, device=q.device).unsqueeze(1) + P
+        kpos = torch.arange(S, device=q.device).unsqueeze(0)
+        att = att.masked_fill(kpos > qpos, float("-inf"))
+        return self._out(att.softmax(dim=-1) @ vr), (k, v)                    # (B, H, T, D) -> (B, T, C)
 
     def _buffered(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, buf: KV,
                   past_len: torch.Tensor) -> torch.Tensor:
@@ -173,8 +181,7 @@ class Attention(nn.Module):
         s_new = s_new.masked_fill(future, float("-inf"))
         att = torch.cat([s_past, s_new], dim=-1).softmax(dim=-1)     # (B, H, T, S+T)
         y_past = att[..., :S].reshape(B, Hkv, (H // Hkv) * T, S) @ pv  # (B, Hkv, rep*T, D)
-        y = y_past.reshape(B, H, T, D) + att[..., S:] @ vr            # (B, H, T, D)
-        return self.drop(self.o(y.transpose(1, 2).reshape(B, T, H * D)))
+        return self._out(y_past.reshape(B, H, T, D) + att[..., S:] @ vr)  # (B, H, T, D) -> (B, T, C)
 
 
 class MLP(nn.Module):
@@ -204,14 +211,15 @@ class Block(nn.Module):
         self.ln1, self.attn = make_norm(cfg), Attention(cfg)
         self.ln2, self.mlp = make_norm(cfg), MLP(cfg)
 
-    def forward(self, x: torch.Tensor, rope, past: KV | None = None, reference: bool = False,
-                past_len: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
+    def forward(self, x: torch.Tensor, rope, past: KV | None = None, past_len: torch.Tensor | None = None,
+                cached: bool = False) -> tuple[torch.Tensor, KV | None]:
+        """`past`, `past_len` and `cached` pick the attention's path (see Attention.forward)."""
         if self.norm_first:  # pre-LN: x + f(norm(x))
-            a, present = self.attn(self.ln1(x), rope, past, reference, past_len)
+            a, present = self.attn(self.ln1(x), rope, past, past_len, cached)
             x = x + a
             x = x + self.mlp(self.ln2(x))
         else:                # post-LN (the seed, as nn.TransformerEncoderLayer): norm(x + f(x))
-            a, present = self.attn(x, rope, past, reference, past_len)
+            a, present = self.attn(x, rope, past, past_len, cached)
             x = self.ln1(x + a)
             x = self.ln2(x + self.mlp(x))
         return x, present
@@ -284,7 +292,7 @@ class TransformerLM(nn.Module):
         x, rope = self._embed(input_ids, position_ids)
         presents: list[KV] = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, rope, None if past is None else past[i], reference=True)
+            x, present = block(x, rope, None if past is None else past[i], cached=True)
             presents.append(present)
         return self.lm_head(self.ln_f(x)), presents
 
