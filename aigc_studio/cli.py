@@ -468,7 +468,7 @@ def _load_image_eval(args: argparse.Namespace) -> tuple[Any, Any]:
     if name is None:
         raise ValueError("no image model is installed (see `aigc-studio models`)")
     if fname is None:
-        raise ValueError("no image-features package is installed; build one with `python -m export.fid`")
+        raise ValueError("no image-features package is installed; build one with `python -m export.eval.fid`")
     gen = ImageGenerator(registry.load(name), device="cpu", threads=args.threads)
     fx = FeatureExtractor(registry.load(fname), threads=args.threads)
     if gen.img_size != fx.img_size:
@@ -487,7 +487,7 @@ def _eval_condition(args: argparse.Namespace) -> int:
         return _fail(f"model '{gen.name}' is not conditioned on text")
     labels = fx.labels()[: args.max_labels or None]
     if not labels:
-        return _fail(f"'{fx.name}' holds no labels to condition on (re-export it with python -m export.fid)")
+        return _fail(f"'{fx.name}' holds no labels to condition on (re-export it with python -m export.eval.fid)")
     if args.seeds < 1:
         return _fail("--seeds must be at least 1")
     seeds = list(range(args.seeds))

@@ -81,16 +81,16 @@ def _generator(model: str, threads: int, row: str) -> tuple[Any, list[int]]:
     folder = Path(model)
     backend = RuntimeBackend([folder.parent]) if folder.is_dir() else RuntimeBackend()
     gen = backend.create(ModelChoice(folder.name if folder.is_dir() else model, "cpu", threads))
-    if row == "with the vocabulary scan":
-        gen._prefix = ScanIndex(gen.tokenizer)
+    if row == "with the vocabulary scan":  # an ablation: the old index inside the app's masks
+        gen.constraints._prefix = ScanIndex(gen.tokenizer)
     runs: list[int] = []
-    real = gen._run
+    real = gen.step.forward
 
     def counted(ids: Any, *args: Any, **kwargs: Any) -> Any:
         runs.append(int(ids.shape[1]))
         return real(ids, *args, **kwargs)
 
-    gen._run = counted
+    gen.step.forward = counted
     return gen, runs
 
 
@@ -101,7 +101,7 @@ def _ask(gen: Any, row: str, context: str, config: Any, words: int, runs: list[i
     if row == "full prefill":
         gen.reset_cache()
     elif row == "without the logits memo":
-        gen._cache.logits = {}
+        gen._prompts.path.logits = {}  # an ablation: the cache without its logits memo
     runs.clear()
     t0 = time.perf_counter()
     raw, first, first_runs = "", float("nan"), 0

@@ -12,11 +12,11 @@ batch 1, greedy decoding:
   seed generate()    the seed's own loop: `TransformerLM.generate(use_cache=False)`, PyTorch eager,
                      recomputing the whole window for every token
   torch + KV cache   `TransformerLM.generate(use_cache=True)`: PyTorch eager through `forward_cached`
-  onnxruntime fp32   our runtime's model step (`TextGenerator._run`, the session from `create_session`)
+  onnxruntime fp32   our runtime's model step (`ModelStep.forward`, the session from `create_session`)
   onnxruntime int8   the same on the dynamically quantised graph (onnxruntime's quantize_dynamic)
   onnxruntime q8     the same on the weight-only 8-bit graph (MatMulNBits blocks of 128, int8 compute;
-                     `export_lm --quant q8`); q4: the 4-bit one
-  ... int8 KV cache  the int8 or q8 graph keeping its cache in int8 (`export_lm --kv-cache-int8`; seed
+                     `export.onnx.lm --quant q8`); q4: the 4-bit one
+  ... int8 KV cache  the int8 or q8 graph keeping its cache in int8 (`export.onnx.lm --kv-cache-int8`; seed
                      only: a package's quantised graph runs with whichever cache its manifest declares)
   app loop int8      `TextGenerator.generate_tokens` (sampler, masks, cache bookkeeping included) on the
                      package's default quantised graph (int8, q8 or q4), as the app runs it; only for a
@@ -45,7 +45,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +111,7 @@ class Model:
     torch_model: object
     vocab_size: int
     block_size: int
-    make_runner: Callable[[str, int], object]       # (variant, threads) -> object with _run/_empty_kv
+    make_runner: Callable[[str, int], object]       # (variant, threads) -> the runtime's ModelStep
     variants: tuple[str, ...]
     make_app: Callable[[str, int], object] | None = None  # (variant, threads) -> TextGenerator
     app_variant: str | None = None  # the graph the app runs (the package's default), if quantised
@@ -208,61 +207,27 @@ def machine_info() -> dict:
 # ----------------------------------------------------------------------------- models
 
 
-class _GraphSteps:
-    """`TextGenerator`'s model step on a bare session, for a graph without a tokenizer (the seed's
-    configuration has a 10,000-token vocabulary and no tokenizer). It borrows `TextGenerator._run` and
-    `_empty_kv` themselves, so the benchmark times the app's code, not a copy of it."""
-
-    def __init__(self, session_info, cfg, kv_cache: str, kv_dtype=np.float32) -> None:
-        from aigc_studio.runtime.text_generator import TextGenerator
-
-        self._impl = TextGenerator
-        self.name = "seed"
-        self.n_layer, self.kv_heads, self.head_dim = cfg.n_layer, cfg.kv_heads, cfg.head_dim
-        self.context_length = cfg.block_size
-        self.vocab_size = cfg.vocab_size
-        self._binding = None
-        self.session_info = session_info
-        self._session = session_info.session
-        self._run_options = None
-        self._terminate = threading.Event()
-        self._kv_layout = kv_cache
-        self.kv_dtype = kv_dtype
-        self._logits_keep = any(i.name == "logits_keep" for i in self._session.get_inputs())
-        self._past_names = [f"past_key_values.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
-        self._present_names = [f"present.{i}.{w}" for i in range(cfg.n_layer) for w in ("key", "value")]
-
-    def _run(self, ids, start, kv, last_only: bool = False):
-        return self._impl._run(self, ids, start, kv, last_only)
-
-    def _shared_binding(self, past, B: int, T: int, keep: bool = False):
-        return self._impl._shared_binding(self, past, B, T, keep)
-
-    def _empty_kv(self, batch: int = 1):
-        return self._impl._empty_kv(self, batch)
-
-    def _grown(self, kv, need: int):
-        return self._impl._grown(self, kv, need)
-
-
 def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Model:
     """LMConfig.seed() with random weights; fp32, int8 and q8 graphs exported into `workdir` with the KV-cache
-    layout `kv_cache`: "shared" (export/graph_fused.py's fused-operator graph, what export_lm writes), or
+    layout `kv_cache`: "shared" (export/onnx/fused.py's fused-operator graph, what export.onnx.lm writes), or
     "buffer" / "concat" (torch.onnx.export of the model code with either cache layout). With "shared" also
     the int8 and q8 graphs with an int8 cache ("int8kv", "q8kv"), its scales calibrated on random ids."""
     import torch
 
+    from aigc_studio.runtime.kv_cache import LAYOUTS, CacheShape
+    from aigc_studio.runtime.model_step import ModelStep
     from aigc_studio.runtime.package import ModelPackage
     from aigc_studio.runtime.session import create_session
-    from export import graph_fused
-    from export.export_lm import export_onnx, io_names, quantize, quantize_int8
-    from export.model_lm import LMConfig, TransformerLM
+    from export.models.lm import LMConfig, TransformerLM
+    from export.onnx import fused as graph_fused
+    from export.onnx.lm import export_onnx, io_names
+    from export.quant.formats import quantize, quantize_int8
 
     cfg = LMConfig.seed()
     torch.manual_seed(0)
     model = TransformerLM(cfg).eval()
     t0 = time.perf_counter()
-    if kv_cache == "shared":  # what export_lm writes: export/graph_fused.py
+    if kv_cache == "shared":  # what export.onnx.lm writes: export/onnx/fused.py
         graph_fused.build(model, workdir / "model.onnx")
     else:
         export_onnx(model, workdir / "model.onnx", kv_cache=kv_cache)
@@ -278,14 +243,19 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
     inputs, outputs = io_names(cfg.n_layer, logits_keep=kv_cache == "shared")
     # An in-memory package description, so that the session comes from the app's own create_session.
     package = ModelPackage(path=workdir, manifest={
-        "name": "seed", "kind": "text-lm",
-        "files": {f: {} for f in files.values()},
-        "graphs": {"variants": files, "default": "int8",
-                   "inputs": inputs, "outputs": outputs, "kv_cache": kv_cache}})
+        "format_version": 2, "name": "seed", "kind": "text-lm",
+        "files": {f: {"sha256": "0" * 64} for f in files.values()},
+        "config": {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "kv_heads": cfg.kv_heads,
+                   "head_dim": cfg.head_dim, "context_length": cfg.block_size, "vocab_size": cfg.vocab_size},
+        "tokens": {"eos": None}, "tokenizer": {"type": "none", "file": ""},
+        "graphs": {"variants": files, "default": "int8", "inputs": inputs, "outputs": outputs,
+                   "kv_cache": kv_cache, "kv_dtype": {v: "int8" if v.endswith("kv") else "float32" for v in files}}})
 
-    def runner(variant: str, threads: int) -> _GraphSteps:
-        return _GraphSteps(create_session(package, device="cpu", threads=threads, variant=variant, spin=spin), cfg,
-                           kv_cache, np.int8 if variant.endswith("kv") else np.float32)
+    def runner(variant: str, threads: int) -> ModelStep:
+        # The app's own model step on a bare session (the seed configuration has no tokenizer).
+        session = create_session(package, device="cpu", threads=threads, variant=variant, spin=spin).session
+        shape = CacheShape(cfg.n_layer, cfg.kv_heads, cfg.head_dim, np.int8 if variant.endswith("kv") else np.float32)
+        return ModelStep(session, LAYOUTS[kv_cache](shape), vocab_size=cfg.vocab_size, name="seed")
 
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(workdir.glob("*.onnx")))
     params = model.num_params() / 1e6
@@ -302,7 +272,7 @@ def package_model(spec: str, spin: bool = True) -> Model:
     from aigc_studio.runtime.package import load_package
     from aigc_studio.runtime.registry import ModelRegistry
     from aigc_studio.runtime.text_generator import TextGenerator
-    from export.model_lm import LMConfig, TransformerLM
+    from export.models.lm import LMConfig, TransformerLM
 
     package = load_package(spec) if Path(spec).is_dir() else ModelRegistry().load(spec)
     conf = package.manifest["config"]
@@ -314,6 +284,9 @@ def package_model(spec: str, spin: bool = True) -> Model:
     def app(variant: str, threads: int) -> TextGenerator:
         return TextGenerator(package, device="cpu", threads=threads, variant=variant, spin=spin)
 
+    def step(variant: str, threads: int) -> object:
+        return app(variant, threads).step
+
     sizes = ", ".join(f"{v} {package.graph(v)[1].stat().st_size / 1e6:.1f} MB" for v in variants)
     notes = [f"package {package.path} ({sizes}); PyTorch rows use its config with random weights"]
     kv8 = [v for v, t in package.manifest["graphs"].get("kv_dtype", {}).items() if t == "int8" and v in variants]
@@ -324,7 +297,7 @@ def package_model(spec: str, spin: bool = True) -> Model:
     params = model.num_params() / 1e6
     return Model(name=package.name, description=f"{_describe(cfg)}, {params:.1f}M parameters",
                  torch_model=model, vocab_size=cfg.vocab_size, block_size=cfg.block_size,
-                 make_runner=app, variants=variants, make_app=app, notes=notes,
+                 make_runner=step, variants=variants, make_app=app, notes=notes,
                  app_variant=package.manifest["graphs"].get("default") if package.manifest["graphs"].get(
                      "default") in QUANTISED else None)
 
@@ -362,15 +335,15 @@ def torch_once(model, prompt: np.ndarray, n: int, use_cache: bool) -> tuple[floa
 
 
 def ort_once(runner, prompt: np.ndarray, n: int) -> tuple[float, list[float]]:
-    """Prefill and n-1 cached steps through the runtime's `_run`, greedy."""
+    """Prefill and n-1 cached steps through the runtime's model step, greedy."""
     t0 = time.perf_counter()
-    logits, kv = runner._run(prompt[None].astype(np.int64), 0, runner._empty_kv(), last_only=True)
+    logits, kv = runner.forward(prompt[None].astype(np.int64), 0, runner.empty_cache(), last_only=True)
     tok = int(logits[0, -1].argmax())
     ttft = time.perf_counter() - t0
     steps, pos = [], len(prompt)
     for _ in range(n - 1):
         a = time.perf_counter()
-        logits, kv = runner._run(np.asarray([[tok]], dtype=np.int64), pos, kv)
+        logits, kv = runner.forward(np.asarray([[tok]], dtype=np.int64), pos, kv)
         tok = int(logits[0, -1].argmax())
         pos += 1
         steps.append(time.perf_counter() - a)
@@ -468,11 +441,11 @@ def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -
     """Where the context-dependent part of an int8 step goes: one step after a past of P tokens against
     one step after no past, and the time numpy needs to copy a KV cache of that size once (a graph with
     the "concat" layout copies the whole cache every step; "buffer" and "shared" write one slot)."""
-    from aigc_studio.runtime.text_generator import KVCache
+    from aigc_studio.runtime.kv_cache import KVCache
 
     runner = m.make_runner("int8", threads)
     tok = np.asarray([[5]], dtype=np.int64)
-    shape = runner._empty_kv().arrays[0].shape
+    shape = runner.empty_cache().arrays[0].shape
 
     def med(fn) -> float:
         fn()
@@ -484,16 +457,15 @@ def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -
         return statistics.median(ts) * 1e3
 
     rows = []
-    kv0 = runner._grown(runner._empty_kv(), 1)  # one buffer for every repetition, as the app keeps its cache
-    base = med(lambda: runner._run(tok, 0, kv0))
+    kv0 = runner.reserve(runner.empty_cache(), 1)  # one buffer for every repetition, as the app keeps its cache
+    base = med(lambda: runner.forward(tok, 0, kv0))
     for P in contexts:
         arrays = [np.random.default_rng(i).standard_normal((shape[0], shape[1], P, shape[3]), dtype=np.float32)
-                  for i in range(2 * runner.n_layer)]
+                  for i in range(2 * runner.layout.shape.n_layer)]
         kv = KVCache(arrays, P)
-        if runner._kv_layout in ("buffer", "shared"):
-            kv = runner._grown(kv, P + 1)  # once, as the app's buffer has room for the next token
+        kv = runner.reserve(kv, P + 1)  # once, as the app's buffer has room for the next token (not "concat")
         new = np.zeros((shape[0], shape[1], 1, shape[3]), dtype=np.float32)
-        step = med(lambda: runner._run(tok, P, kv))
+        step = med(lambda: runner.forward(tok, P, kv))
         copy = med(lambda: [np.concatenate([a, new], axis=2) for a in arrays])
         rows.append({"past": P, "step_ms": step, "step_no_past_ms": base, "context_ms": step - base,
                      "kv_mb": sum(a.nbytes for a in arrays) / 1e6, "kv_copy_ms": copy})
@@ -645,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impls", default="", help="rows to run, comma-separated keys or prefixes: seed, "
                     "torch-kv, ort (or ort-fp32, ort-q4, ...), app (default: all)")
     ap.add_argument("--kv-cache", default="shared", choices=("shared", "buffer", "concat"),
-                    help="the seed's graph: shared = export/graph_fused.py (what export_lm writes), "
+                    help="the seed's graph: shared = export/onnx/fused.py (what export.onnx.lm writes), "
                          "buffer or concat = torch.onnx.export with that KV-cache layout")
     ap.add_argument("--no-spin", action="store_true",
                     help="onnxruntime's threads sleep between operators (the app's setting model/spin off)")

@@ -40,7 +40,7 @@ def test_text_package_matches_its_reference(path) -> None:
     ref = np.load(pkg.file(pkg.manifest["reference"]), allow_pickle=False)
     for variant in pkg.manifest["graphs"]["variants"]:
         gen = TextGenerator(pkg, device="cpu", variant=variant)
-        logits, _ = gen._run(ref["input_ids"], 0, gen._empty_kv())
+        logits, _ = gen.forward(ref["input_ids"], 0, gen.empty_cache())
         top1 = ref["top1"] if "top1" in ref else ref["logits"].argmax(-1)  # packages written before top1
         agree = (logits.argmax(-1) == top1).mean()
         if variant == "fp32":

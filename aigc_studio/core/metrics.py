@@ -1,7 +1,7 @@
 """Distances between sets of image features: Fréchet distance (FID) and kernel distance (KID).
 
 No Inception weights can be had offline, so AIGC Studio computes both in the feature space of a small
-classifier trained on the emoji/icon labels (`export/fid.py`) and calls them *domain* FID and *domain*
+classifier trained on the emoji/icon labels (`export/eval/fid.py`) and calls them *domain* FID and *domain*
 KID. The maths is the usual one:
 
 - FID (Heusel et al. 2017): ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), with the trace of the matrix

@@ -1,6 +1,6 @@
 """Domain FID/KID: image features from an `image-features` package, compared with its real-image features.
 
-An `image-features` package (written by `export/fid.py`) holds `features.onnx`, a small classifier trained
+An `image-features` package (written by `export/eval/fid.py`) holds `features.onnx`, a small classifier trained
 on the emoji/icon labels whose penultimate layer is the feature space, and `reference.npz` with the
 features of the real images it was fitted on (`reference`) and of real images it never saw (`heldout`).
 The held-out set against the reference set gives the *floor*: the score of real images, which a
@@ -50,14 +50,15 @@ class FeatureExtractor:
     def __init__(self, package: ModelPackage, *, device: str = "cpu", threads: int = 0) -> None:
         if package.kind != "image-features":
             raise PackageError(f"{package.path}: kind '{package.kind}' is not an image feature extractor")
-        cfg = package.manifest["config"]
+        spec = package.spec.features
+        assert spec is not None  # an image-features manifest always has one
+        self.spec = spec
         self.package = package
         self.name = package.name
-        self.img_size = int(cfg["img_size"])
-        self.feature_dim = int(cfg["feature_dim"])
+        self.img_size, self.feature_dim = spec.img_size, spec.feature_dim
         self.session = create_session(package, device=device, threads=threads, variant="features",
                                       graph_key="features", spin=False).session  # runs beside a generator
-        name = package.manifest["reference"]
+        name = package.spec.reference or "reference.npz"
         try:
             with np.load(package.file(name), allow_pickle=False) as z:
                 self.reference = z["reference"].astype(np.float64)
@@ -73,7 +74,7 @@ class FeatureExtractor:
     @property
     def floor(self) -> dict:
         """The scores of the held-out real images, as stored at export."""
-        return dict(self.package.manifest.get("floor", {}))
+        return dict(self.spec.floor)
 
     def features(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
         """(N, D) features of (N, H, W, 4) uint8 RGBA images of the package's size."""
@@ -93,12 +94,12 @@ class FeatureExtractor:
 
     @property
     def classes(self) -> list[str]:
-        return [str(c) for c in self.package.manifest["config"].get("classes", [])]
+        return list(self.spec.classes)
 
     def labels(self) -> list[tuple[str, int]]:
         """(label, class index) of held-out emoji, for measuring how a text condition steers a generator;
         empty when the package has none."""
-        name = self.package.manifest.get("labels")
+        name = self.spec.labels
         if not name:
             return []
         try:

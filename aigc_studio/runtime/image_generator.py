@@ -87,27 +87,20 @@ class ImageGenerator:
     def __init__(self, package: ModelPackage, *, device: str = "auto", threads: int = 0) -> None:
         if package.kind != "image-gan":
             raise PackageError(f"{package.path}: kind '{package.kind}' is not an image model")
-        m = package.manifest
+        spec = package.spec.gan
+        assert spec is not None  # an image-gan manifest always has one
         self.package = package
         self.name = package.name
-        self.architecture = str(m.get("architecture", ""))
+        self.architecture = spec.architecture
         if self.architecture not in ARCHITECTURES:
             raise PackageError(f"{package.path}: {MANIFEST}: unknown architecture {self.architecture!r} "
                                f"(known: {', '.join(ARCHITECTURES)})")
-        cfg = m.get("config")
-        need = ("z_dim", "img_size", "channels") + (("w_dim", "num_ws", "cond_features", "layer_resolutions")
-                                                    if self.architecture == "stylegan" else ())
-        if not isinstance(cfg, dict) or any(k not in cfg for k in need):
-            missing = [k for k in need if not isinstance(cfg, dict) or k not in cfg]
-            raise PackageError(f"{package.path}: {MANIFEST}: 'config' lacks {', '.join(missing)}")
-        self.z_dim = int(cfg["z_dim"])
-        self.img_size = int(cfg["img_size"])
-        self.channels = int(cfg["channels"])
+        self.z_dim, self.img_size, self.channels = spec.z_dim, spec.img_size, spec.channels
         if self.channels != 4:
             raise PackageError(f"{package.path}: {MANIFEST}: {self.channels} channels; the app expects RGBA (4)")
         self.sessions: dict[str, SessionInfo] = {}
         for graph in ARCHITECTURES[self.architecture]:
-            if graph not in m or graph not in m.get("graphs", {}).get("variants", {}):
+            if graph not in package.spec.graphs or graph not in package.spec.graphs["graphs"].variants:
                 raise PackageError(f"{package.path}: {MANIFEST}: graph '{graph}' is not declared")
             # Sleeping threads: the mapping's and the synthesis's pools take turns, and a pool that spins
             # after its run steals the cores from the other (16 images: 330 images/s spinning, 610
@@ -121,10 +114,8 @@ class ImageGenerator:
         import onnxruntime
 
         self.onnxruntime_version = onnxruntime.__version__
-        self.w_dim = int(cfg.get("w_dim", 0))
-        self.num_ws = int(cfg.get("num_ws", 0))
-        self.cond_features = int(cfg.get("cond_features", 0))
-        self.layer_resolutions = [int(r) for r in cfg.get("layer_resolutions", [])]
+        self.w_dim, self.num_ws, self.cond_features = spec.w_dim, spec.num_ws, spec.cond_features
+        self.layer_resolutions = list(spec.layer_resolutions)
         self.w_avg = np.zeros(self.w_dim, np.float32)
         self.directions = np.zeros((0, self.w_dim), np.float32)
         self.direction_stds = np.zeros(0, np.float32)
@@ -135,7 +126,7 @@ class ImageGenerator:
     # ------------------------------------------------------------------ package data
 
     def _load_latents(self) -> None:
-        name = self.package.manifest.get("latents", "latents.npz")
+        name = self.package.spec.gan.latents if self.package.spec.gan else "latents.npz"
         path = self.package.file(name)
         try:
             with np.load(path, allow_pickle=False) as z:

@@ -160,6 +160,13 @@ def check_text_lm(m: Mapping[str, Any]) -> None:
         raise ManifestFieldError(f"'tokenizer.file' is {tokenizer['file']!r}, which is not listed under 'files'")
     check_graph_section(m, "graphs", io=True)
     graphs = m["graphs"]
+    if m.get("format_version", 1) >= 2:  # version 2 states the cache of every variant
+        for key in ("kv_cache", "kv_dtype"):
+            if key not in graphs:
+                raise ManifestFieldError(f"'graphs.{key}' is missing (required since format version 2)")
+        missing = [v for v in graphs["variants"] if v not in graphs["kv_dtype"]]
+        if missing:
+            raise ManifestFieldError(f"'graphs.kv_dtype' does not name the variants {', '.join(missing)}")
     if "kv_cache" in graphs:
         _str(graphs["kv_cache"], ["graphs", "kv_cache"])
     if "kv_dtype" in graphs:

@@ -13,13 +13,14 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 from aigc_studio.runtime import manifest_schema as schema
+from aigc_studio.runtime.manifest import FORMAT_VERSION, READABLE_VERSIONS, Manifest, parse_manifest
 from aigc_studio.runtime.manifest_schema import MAX_MANIFEST_BYTES
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KINDS = ("text-lm", "image-gan", "image-features")
 
@@ -38,40 +39,43 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class ModelPackage:
-    """A verified model package. `manifest` is the parsed manifest.json."""
+    """A verified model package: its folder, the manifest as written (for the workshop, which writes
+    packages, and for display) and `spec`, the typed manifest the runtime reads."""
 
     path: Path
     manifest: Mapping[str, Any] = field(repr=False)
 
+    @cached_property
+    def spec(self) -> Manifest:
+        """The typed manifest (parsed once)."""
+        return parse_manifest(self.manifest)
+
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.spec.name
 
     @property
     def kind(self) -> str:
-        return str(self.manifest["kind"])
-
-    @property
-    def config(self) -> Mapping[str, Any]:
-        return self.manifest.get("config", {})
+        return self.spec.kind
 
     def file(self, name: str) -> Path:
         """Absolute path of a file listed in the manifest."""
-        if name not in self.manifest["files"]:
+        if name not in self.spec.files:
             raise PackageError(f"{self.path}: '{name}' is not listed in {MANIFEST}")
         return self.path / name
 
-    def graph(self, variant: str | None = None) -> tuple[str, Path]:
-        """(variant, path) of the decoder graph; `None` picks the manifest's default variant."""
-        variants: Mapping[str, str] = self.manifest["graphs"]["variants"]
-        chosen = variant or self.manifest["graphs"].get("default", next(iter(variants)))
-        if chosen not in variants:
-            raise PackageError(f"{self.path}: no graph variant '{chosen}' (has: {', '.join(variants)})")
-        return chosen, self.file(variants[chosen])
+    def graph(self, variant: str | None = None, role: str = "graphs") -> tuple[str, Path]:
+        """(variant, path) of a graph of `role` ("graphs": the decoder; "mapping", "synthesis"...);
+        `None` picks the manifest's default variant."""
+        graphs = self.spec.graphs[role]
+        chosen = graphs.choose(variant)
+        if chosen not in graphs.variants:
+            raise PackageError(f"{self.path}: no graph variant '{chosen}' (has: {', '.join(graphs.variants)})")
+        return chosen, self.file(graphs.variants[chosen])
 
     @property
     def size_bytes(self) -> int:
-        return sum(int(v.get("size", 0)) for v in self.manifest["files"].values())
+        return self.spec.size_bytes
 
 
 def _fail(path: Path, what: str) -> PackageError:
@@ -101,9 +105,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise _fail(path, f"{MANIFEST} must hold a JSON object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise _fail(path, f"{MANIFEST}: format version {version!r} is not supported by this AIGC Studio "
-                          f"(it reads version {FORMAT_VERSION}); use a matching app or re-export the package")
+                          f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); use a matching "
+                          f"app or re-export the package")
     for key in ("name", "kind", "files"):
         if key not in manifest:
             raise _fail(path, f"{MANIFEST}: required field '{key}' is missing")

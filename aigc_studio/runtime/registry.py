@@ -15,6 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
+from aigc_studio.runtime.manifest import parse_manifest
 from aigc_studio.runtime.package import MANIFEST, ModelPackage, PackageError, load_package, read_manifest
 
 APP_NAME = "aigc-studio"
@@ -83,13 +84,10 @@ class ModelRegistry:
                     _warned.add(str(exc))
                     log.warning("skipping a broken model package: %s", exc)
             else:
-                sources = ", ".join(f"{s.get('package', '?')} {s.get('version', '')}".strip()
-                                    for s in m.get("sources", []))
-                info = PackageInfo(
-                    name=str(m["name"]), kind=str(m["kind"]), path=p,
-                    size_bytes=sum(int(f.get("size", 0)) for f in m["files"].values()),
-                    licence=str(m.get("licence", "unknown")), source=sources or "unknown",
-                    description=str(m.get("description", "")))
+                spec = parse_manifest(m)
+                info = PackageInfo(name=spec.name, kind=spec.kind, path=p, size_bytes=spec.size_bytes,
+                                   licence=spec.licence, source=", ".join(map(str, spec.sources)) or "unknown",
+                                   description=spec.description)
             if kind is None or info.kind == kind:
                 seen.setdefault(info.name, info)
         return list(seen.values())

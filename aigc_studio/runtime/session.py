@@ -62,7 +62,7 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
                          f"not {threads}")
     providers, note = choose_providers(device)
     if variant is None and providers[0] == "CUDAExecutionProvider":
-        variants = package.manifest[graph_key]["variants"]
+        variants = package.spec.graphs[graph_key].variants
         variant = "fp32" if "fp32" in variants else None  # int8 dynamic quantisation is a CPU format
     chosen, path = package.graph(variant)
     opts = ort.SessionOptions()
@@ -81,13 +81,13 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, ... for a bad graph
         raise PackageError(f"model package {package.path}: {path.name} could not be loaded by "
                            f"onnxruntime ({type(exc).__name__}: {str(exc).strip()[:300]})") from None
-    io = package.manifest[graph_key]
+    io = package.spec.graphs[graph_key]
     got_in = [i.name for i in session.get_inputs()]
     got_out = [o.name for o in session.get_outputs()]
-    if got_in != list(io["inputs"]) or got_out != list(io["outputs"]):
+    if got_in != list(io.inputs) or got_out != list(io.outputs):
         raise PackageError(
             f"model package {package.path}: {path.name} has inputs {got_in} and outputs {got_out}, "
-            f"but the manifest declares inputs {list(io['inputs'])} and outputs {list(io['outputs'])}")
+            f"but the manifest declares inputs {list(io.inputs)} and outputs {list(io.outputs)}")
     used = session.get_providers()[0]
     if device == "gpu" and used != "CUDAExecutionProvider" and not note:
         note = "the CUDA provider failed to start; running on the CPU"

@@ -46,17 +46,17 @@ class TextGenerator:
             raise PackageError(f"{package.path}: kind '{package.kind}' is not a text model")
         self.package = package
         self.name = package.name
-        m = package.manifest
-        cfg = m["config"]
-        self.n_layer, self.kv_heads = int(cfg["n_layer"]), int(cfg["kv_heads"])
-        self.head_dim, self.context_length = int(cfg["head_dim"]), int(cfg["context_length"])
-        self.vocab_size = int(cfg["vocab_size"])
-        self.eos_id: int | None = m["tokens"].get("eos")
+        spec = package.spec.text
+        assert spec is not None  # a text-lm manifest always has one
+        self.spec = spec
+        self.n_layer, self.kv_heads, self.head_dim = spec.n_layer, spec.kv_heads, spec.head_dim
+        self.context_length, self.vocab_size = spec.context_length, spec.vocab_size
+        self.eos_id: int | None = spec.eos_id
         self.tokenizer = load_tokenizer(package)
         if self.tokenizer.vocab_size != self.vocab_size:
             raise PackageError(f"{package.path}: tokenizer has {self.tokenizer.vocab_size} tokens, "
-                               f"the manifest says {cfg['vocab_size']}")
-        self.kv_layout: str = m["graphs"].get("kv_cache", "concat")
+                               f"the manifest says {spec.vocab_size}")
+        self.kv_layout: str = spec.kv_cache
         if self.kv_layout not in LAYOUTS:
             raise PackageError(f"{package.path}: manifest graphs.kv_cache is {self.kv_layout!r}; this "
                                f"version reads {' or '.join(LAYOUTS)}")
@@ -76,7 +76,7 @@ class TextGenerator:
 
     def _cache_dtype(self) -> type[np.generic]:
         """The cache's element type for the chosen variant, checked against the graph's inputs."""
-        kv_dtype = self.package.manifest["graphs"].get("kv_dtype", {}).get(self.variant, "float32")
+        kv_dtype = self.spec.kv_dtype.get(self.variant, "float32")
         if kv_dtype not in KV_DTYPES or (kv_dtype != "float32" and self.kv_layout != "shared"):
             raise PackageError(f"{self.package.path}: manifest graphs.kv_dtype of variant {self.variant!r} "
                                f"is {kv_dtype!r}; this version reads {' or '.join(KV_DTYPES)} (int8 only "
@@ -350,7 +350,3 @@ class TextGenerator:
     def score(self, ids: Sequence[int]) -> float:
         """Sum of the negative log-likelihoods of ids[1:] given the earlier tokens (see `scoring`)."""
         return negative_log_likelihood(self.step, ids, self.context_length)
-
-    # TRANSITION: the workshop's validation still calls these; removed once export/ uses forward().
-    _run = forward
-    _empty_kv = empty_cache

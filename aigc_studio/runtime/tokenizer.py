@@ -39,7 +39,7 @@ class Tokenizer(Protocol):
 
 class SentencePieceTokenizer:
     """A SentencePiece model trained with identity normalisation, no dummy prefix and byte fallback
-    (see export/tokenizer_text.py), so that encoding is lossless."""
+    (see export/data/tokenizer.py), so that encoding is lossless."""
 
     def __init__(self, path: Path) -> None:
         import sentencepiece as spm
@@ -146,11 +146,13 @@ TOKENIZER_TYPES = {  # manifest tokenizer.type -> its class
 
 
 def load_tokenizer(package: ModelPackage) -> Tokenizer:
-    spec = package.manifest["tokenizer"]
-    path = package.file(spec["file"])
-    kind = TOKENIZER_TYPES.get(spec["type"])
+    spec = package.spec.text
+    if spec is None:
+        raise PackageError(f"{package.path}: a {package.kind} package has no tokenizer")
+    path = package.file(spec.tokenizer_file)
+    kind = TOKENIZER_TYPES.get(spec.tokenizer_type)
     if kind is None:
-        raise PackageError(f"{package.path}: tokenizer type '{spec['type']}' is not supported "
+        raise PackageError(f"{package.path}: tokenizer type '{spec.tokenizer_type}' is not supported "
                            f"(supported: {', '.join(TOKENIZER_TYPES)})")
     return kind(path)
 

@@ -133,13 +133,13 @@ def test_shared_cache_decodes_like_pytorch_across_calls(fused_package) -> None:
     cfg = SamplingConfig(strategy="greedy", max_new_tokens=12)
     got = [t for t, _ in gen.generate_tokens(ids, cfg)]
     assert got == torch_greedy(model, ids, 12)
-    logits, kv = gen._run(np.asarray([ids]), 0, gen._empty_kv())
+    logits, kv = gen.forward(np.asarray([ids]), 0, gen.empty_cache())
     before = [a for a in kv.arrays]
-    step, kv2 = gen._run(np.asarray([[got[0]]]), len(ids), kv)
+    step, kv2 = gen.forward(np.asarray([[got[0]]]), len(ids), kv)
     assert all(a is b for a, b in zip(kv2.arrays, before))  # the same buffers, written in place
     assert np.abs(kv2.arrays[0][:, :, len(ids)]).sum() > 0
     fresh = TextGenerator(load_package(out), device="cpu", threads=1)
-    want, _ = fresh._run(np.asarray([ids + got[:1]]), 0, fresh._empty_kv())
+    want, _ = fresh.forward(np.asarray([ids + got[:1]]), 0, fresh.empty_cache())
     assert np.abs(step[0, -1] - want[0, -1]).max() < 1e-4
 
 
@@ -274,9 +274,9 @@ def test_a_prompt_run_computes_the_last_positions_logits_only(tmp_path: Path, fu
         gen = TextGenerator(load_package(pkg), device="cpu", threads=1, variant=variant)
         assert gen.step.logits_keep
         ids = gen.tokenizer.encode("It is a truth universally acknowledged that she walked")
-        full, _ = gen._run(np.asarray([ids]), 0, gen._empty_kv())
-        kept, kv = gen._run(np.asarray([ids]), 0, gen._empty_kv(), last_only=True)
+        full, _ = gen.forward(np.asarray([ids]), 0, gen.empty_cache())
+        kept, kv = gen.forward(np.asarray([ids]), 0, gen.empty_cache(), last_only=True)
         assert kept.shape == (1, 1, full.shape[-1]) and kv.length == len(ids)
         assert np.abs(kept[0, 0] - full[0, -1]).max() < 1e-4
-        step, _ = gen._run(np.asarray([[int(kept[0, 0].argmax())]]), len(ids), kv, last_only=True)
+        step, _ = gen.forward(np.asarray([[int(kept[0, 0].argmax())]]), len(ids), kv, last_only=True)
         assert step.shape == (1, 1, full.shape[-1])  # a one-token step is unchanged

@@ -169,10 +169,10 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
     ids = np.random.default_rng(1).integers(4, 300, size=(2, 20))
     runs = {}
     for layout, gen in gens.items():
-        _, kv = gen._run(ids[:, :6], 0, gen._empty_kv(2))
+        _, kv = gen.forward(ids[:, :6], 0, gen.empty_cache(2))
         steps = []
         for t in range(6, 20):
-            step, kv = gen._run(ids[:, t:t + 1], t, kv)
+            step, kv = gen.forward(ids[:, t:t + 1], t, kv)
             steps.append(step[:, -1])
         runs[layout] = np.stack(steps)
         assert kv.length == 20 and kv.valid()[0].shape == (2, 2, 20, 8)

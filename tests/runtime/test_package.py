@@ -118,3 +118,32 @@ def test_tokenizer_vocab_must_match(package_copy: Path) -> None:
 def test_unknown_variant(tiny_text_package: Path) -> None:
     with pytest.raises(PackageError, match="no graph variant 'fp16'"):
         TextGenerator(load_package(tiny_text_package), device="cpu", variant="fp16")
+
+
+def test_manifest_is_parsed_into_typed_fields(tiny_text_package: Path) -> None:
+    spec = load_package(tiny_text_package).spec
+    assert spec.format_version == 2 and spec.kind == "text-lm" and spec.text is not None
+    assert spec.text.kv_cache == "shared" and set(spec.text.kv_dtype) == set(spec.graphs["graphs"].variants)
+    assert spec.size_bytes == sum(f.size or 0 for f in spec.files.values()) > 0
+    with pytest.raises(TypeError):
+        spec.files["x"] = None  # type: ignore[index]  # frozen: nothing downstream can change it
+
+
+def test_version_1_manifests_read_with_their_defaults(package_copy: Path) -> None:
+    """Version 1 left out the cache layout and element type: "concat" and float32."""
+    def to_v1(m: dict) -> None:
+        m["format_version"] = 1
+        del m["graphs"]["kv_cache"], m["graphs"]["kv_dtype"]
+    _edit_manifest(package_copy, to_v1)
+    spec = load_package(package_copy, verify=False).spec
+    assert spec.text is not None and spec.text.kv_cache == "concat"
+    assert set(spec.text.kv_dtype.values()) == {"float32"}
+
+
+def test_version_2_must_state_every_variants_cache(package_copy: Path) -> None:
+    _edit_manifest(package_copy, lambda m: m["graphs"]["kv_dtype"].popitem())
+    with pytest.raises(PackageError, match="'graphs.kv_dtype' does not name the variants"):
+        load_package(package_copy, verify=False)
+    _edit_manifest(package_copy, lambda m: m.update(format_version=3))
+    with pytest.raises(PackageError, match="format version 3 is not supported .* reads versions 1, 2"):
+        load_package(package_copy, verify=False)
