@@ -9,6 +9,7 @@ and the code that uses a manifest can trust the types it reads.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,8 +38,12 @@ class ManifestFieldError(ValueError):
 def _where(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
-        out += f"[{part!r}]" if isinstance(part, int) or not str(part).isidentifier() else \
-            (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isidentifier():
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"  # files["model.onnx"]
+        else:
+            out += f".{part}" if out else part
     return out or "the manifest"
 
 
@@ -103,7 +108,7 @@ def check_common(m: Mapping[str, Any]) -> None:
         _expect(meta, dict, ["files", fname], "an object with the file's sha256 and size")
         sha = _str(meta.get("sha256"), ["files", fname, "sha256"])
         if not _SHA256.fullmatch(sha):
-            raise ManifestFieldError(f"'files[{fname!r}].sha256' must be 64 lower-case hex digits")
+            raise ManifestFieldError(f"'{_where(['files', fname, 'sha256'])}' must be 64 lower-case hex digits")
         if "size" in meta:
             _int(meta["size"], ["files", fname, "size"], 0, MAX_FILE_BYTES)
     for key in ("description", "licence", "reference", "latents", "labels"):

@@ -41,7 +41,7 @@ def _first_size(value: Any) -> Edit:
 
 CORRUPTIONS: dict[str, tuple[Edit | str, str]] = {
     # name: (manifest edit, or the manifest's raw text; what the message must say)
-    "files entries are strings": (_files_as_strings, r"files\['.*'\]' must be an object"),
+    "files entries are strings": (_files_as_strings, r"files\[\".*\"\]' must be an object"),
     "size is a word": (_first_size("big"), r"size' must be a whole number"),
     "size is 1e400": ('{"format_version": 1, "name": "x", "kind": "text-lm", "files": '
                       '{"a": {"sha256": "' + "0" * 64 + '", "size": 1e400}}}', r"size' must be a whole number"),
