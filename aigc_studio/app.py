@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aigc_studio.gui.main_window import MainWindow
+    from aigc_studio.services.documents import RecoveryStore
+    from aigc_studio.services.models import ModelBackend
+    from aigc_studio.services.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["build_window", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from aigc_studio.gui.main_window import MainWindow
-    from aigc_studio.services.completion_service import CompletionService
     from aigc_studio.services.documents import RecoveryStore
     from aigc_studio.services.models import RuntimeBackend
     from aigc_studio.services.settings import APPLICATION, ORGANIZATION, Settings
@@ -71,12 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings(args.settings)
     store = RecoveryStore(args.data_dir / "recovery" if args.data_dir else None)
-    service = CompletionService(RuntimeBackend(extra_paths=args.models or ()),
-                                debounce_ms=int(settings.value("completion/debounce_ms")))
-    window = MainWindow(settings, service, store)  # a store that cannot write says so itself
+    # A store that cannot write says so itself.
+    window = build_window(settings, RuntimeBackend(extra_paths=args.models or ()), store)
     window.show()
     log.info("window shown %.2f s after start", time.perf_counter() - started)
-    service.start()
+    window.host.start()
     window.model.load()
     if args.file is not None:  # opened in the event loop: a refusal is a message over the window
         file: Path = args.file
@@ -88,6 +88,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     window.shutdown()
     return int(code)
+
+
+def build_window(settings: Settings, backend: ModelBackend, store: RecoveryStore) -> MainWindow:
+    """Build every service and view-model and the main window that receives them.
+
+    The model host's thread is not started yet (``window.host.start()``), nor a model loaded
+    (``window.model.load()``); the window stops both services when it shuts down. Tests build their
+    window here too, with a fake backend, so they run the application's own wiring.
+    """
+    from aigc_studio.gui.main_window import MainWindow
+    from aigc_studio.services.completion_service import CompletionService
+    from aigc_studio.services.model_host import ModelHost
+    from aigc_studio.services.settings import DEBOUNCE_DELAY
+    from aigc_studio.viewmodels.document import DocumentViewModel
+    from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
+    from aigc_studio.viewmodels.suggestion import SuggestionViewModel
+
+    host = ModelHost(backend)
+    completion = CompletionService(host, debounce_ms=settings.get(DEBOUNCE_DELAY))
+    return MainWindow(settings, host=host, completion=completion,
+                      model=ModelViewModel(host, completion, settings),
+                      sampling=SamplingViewModel(settings),
+                      suggestion=SuggestionViewModel(completion, host, settings),
+                      document=DocumentViewModel(settings, store))
 
 
 def _screenshot(window: MainWindow, path: Path, widget_name: str | None = None) -> None:

@@ -73,10 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication, QPlainTextEdit
 
-    from aigc_studio.gui.main_window import MainWindow
-    from aigc_studio.services.completion_service import CompletionService
+    from aigc_studio.app import build_window
     from aigc_studio.services.documents import RecoveryStore
-    from aigc_studio.services.models import RuntimeBackend
+    from aigc_studio.services.models import ModelState, RuntimeBackend
     from aigc_studio.services.settings import Settings
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -94,19 +93,19 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(tmp / f"{load}.ini")
             if args.model:
                 settings.set_value("model/name", args.model)
-            service = CompletionService(RuntimeBackend(), debounce_ms=int(settings.value("completion/debounce_ms")))
-            window = MainWindow(settings, service, RecoveryStore(tmp / f"recovery{load}"))
+            window = build_window(settings, RuntimeBackend(), RecoveryStore(tmp / f"recovery{load}"))
             window.resize(1400, 900)
             window.show()
-            service.start()
+            window.host.start()
             model = ""
             if load:
                 window.model.load()
                 deadline = time.perf_counter() + 120
-                while service.status.state not in ("ready", "failed") and time.perf_counter() < deadline:
+                done = (ModelState.READY, ModelState.FAILED)
+                while window.host.status.state not in done and time.perf_counter() < deadline:
                     app.processEvents()
                     time.sleep(0.01)
-                model = f" ({service.status.name}, {service.status.state})"
+                model = f" ({window.host.status.name}, {window.host.status.state})"
             rows[name + model] = measure(window.editor, text, args.keys, app, args.pace_ms / 1e3)
             window.shutdown()
             window.close()

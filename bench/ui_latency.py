@@ -140,7 +140,8 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int, pri
 
     from aigc_studio.gui.writing_editor import WritingEditorView
     from aigc_studio.services.completion_service import CompletionService
-    from aigc_studio.services.models import ModelChoice, RuntimeBackend
+    from aigc_studio.services.model_host import ModelHost
+    from aigc_studio.services.models import ModelChoice, ModelState, RuntimeBackend
     from aigc_studio.services.settings import Settings
     from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
@@ -165,23 +166,25 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int, pri
     with tempfile.TemporaryDirectory() as temp:
         settings = Settings(Path(temp) / "settings.ini")
         settings.set_value("completion/debounce_ms", debounce_ms)
-        service = CompletionService(Backend(), debounce_ms=debounce_ms)  # type: ignore[arg-type]
-        suggestion = SuggestionViewModel(service, settings)
+        host = ModelHost(Backend())  # type: ignore[arg-type]
+        service = CompletionService(host, debounce_ms=debounce_ms)
+        suggestion = SuggestionViewModel(service, host, settings)
         if not prime:
             suggestion.prime = lambda: None  # type: ignore[method-assign]  # the pane as it was before
         editor = WritingEditorView(suggestion)
         editor.resize(900, 700)
         editor.show()
-        service.start()
-        loaded: list[str] = []
-        service.status_changed.connect(lambda s: loaded.append(s.state))
-        service.load_model(ModelChoice(name, "cpu", threads))
-        while not loaded or loaded[-1] == "loading":
+        host.start()
+        loaded: list[ModelState] = []
+        host.status_changed.connect(lambda s: loaded.append(s.state))
+        host.load(ModelChoice(name, "cpu", threads))
+        while not loaded or loaded[-1] is ModelState.LOADING:
             app.processEvents()
             time.sleep(0.01)
-        if loaded[-1] != "ready":
+        if loaded[-1] is not ModelState.READY:
             service.shutdown()
-            raise SystemExit(f"model {model!r} did not load: {service.status.error}")
+            host.shutdown()
+            raise SystemExit(f"model {model!r} did not load: {host.status.error}")
         editor.set_text(result.document)
         editor.moveCursor(editor.textCursor().MoveOperation.End)
         typed = CONTINUATION[:chars]
@@ -244,6 +247,7 @@ def run(model: str, reuse: bool, chars: int, threads: int, debounce_ms: int, pri
         ticks = state["ticks"]
         result.longest_stall_ms = max((b - a for a, b in zip(ticks, ticks[1:])), default=0) * 1000
         service.shutdown()
+        host.shutdown()
         editor.close()
     return result
 

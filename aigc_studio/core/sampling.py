@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
+T = TypeVar("T")
 
 STRATEGIES: tuple[str, ...] = ("greedy", "sample", "top-k", "top-p", "beam")
 """Decoding strategies, in the order a GUI lists them."""
@@ -63,17 +64,22 @@ DEFAULT_TOP_P = 0.9
 
 
 @dataclass(frozen=True)
-class Setting:
-    """The declaration of one decoding setting: what it is called, what it does and what it may be.
+class Setting(Generic[T]):
+    """The declaration of one setting: what it is called, what it does and what it may be.
 
-    ``kind`` is ``int``, ``float`` or ``str``. Numbers are bounded by ``minimum`` and ``maximum``
-    (inclusive); strings by ``choices``. ``optional`` settings also accept ``None`` (shown as "random"
-    or "off" by the GUI).
+    Decoding settings (:data:`FIELDS`) and the application's settings
+    (:mod:`aigc_studio.services.settings`) are both declared with it, so a preferences dialog, a CLI
+    and a settings file are built from one kind of declaration. ``T`` is the type of its values.
+
+    ``kind`` is ``bool``, ``int``, ``float`` or ``str``. Numbers are bounded by ``minimum`` and
+    ``maximum`` (inclusive); a ``str`` with ``choices`` must be one of them (``choice_titles`` are what
+    a GUI shows for them). ``optional`` settings also accept ``None`` (shown as "random" or "off" by
+    the GUI). ``group`` is where a settings file keeps it: the key is ``"group/name"``.
     """
 
     name: str
     kind: type
-    default: Any
+    default: T
     title: str
     help: str
     minimum: float | None = None
@@ -81,11 +87,23 @@ class Setting:
     choices: tuple[str, ...] = ()
     optional: bool = False
     step: float | None = None  # a sensible spin-box / slider increment for the GUI
+    choice_titles: tuple[str, ...] = ()
+    suffix: str = ""           # a unit a spin box shows, e.g. " ms"
+    group: str = ""
+
+    @property
+    def key(self) -> str:
+        """``"group/name"`` (just the name without a group): how errors and settings files name it."""
+        return f"{self.group}/{self.name}" if self.group else self.name
 
     def range_text(self) -> str:
         """The allowed values in words, e.g. ``"0.0 to 5.0"`` or ``"one of 'none', 'newline'"``."""
         if self.choices:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind is bool:
+            text = "true or false"
+        elif self.kind is str:
+            text = "text"
         else:
             low = "-inf" if self.minimum is None else _fmt(self.minimum, self.kind)
             high = "inf" if self.maximum is None else _fmt(self.maximum, self.kind)
@@ -96,8 +114,10 @@ class Setting:
         """Why ``value`` is not acceptable for this setting, or ``None`` if it is."""
         if value is None:
             return None if self.optional else "must not be None"
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "must be true or false"
         if self.kind is str:
-            if not isinstance(value, str) or value not in self.choices:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
                 return "is not allowed"
             return None
         if isinstance(value, bool):
@@ -116,34 +136,50 @@ class Setting:
             return "is too large"
         return None
 
-    def check(self, value: object) -> None:
-        """Raise ``ValueError`` naming the setting, the value and the allowed range if ``value`` is bad."""
+    def check(self, value: object) -> T:
+        """Return ``value`` (a whole number as a float for a float setting), or raise ``ValueError``
+        naming the setting, the value and the allowed range."""
+        if (self.kind is float and isinstance(value, (int, np.integer))
+                and not isinstance(value, bool)):
+            value = float(value)
         why = self.problem(value)
         if why is not None:
-            raise ValueError(f"{self.name}={value!r} {why}: expected {self.range_text()}")
+            raise ValueError(f"{self.key}={value!r} {why}: expected {self.range_text()}")
+        return value  # type: ignore[return-value]
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: str) -> T:
         """Convert a string (a CLI argument, a settings file entry) and check it; raise ``ValueError``."""
         raw = text.strip()
         value: Any
         if self.optional and raw.lower() in ("", "none", "random", "off"):
             value = None
+        elif self.kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{self.key}={text!r} is not true or false")
+            value = raw.lower() in ("true", "1")
         elif self.kind is int:
             try:
                 value = int(raw)
             except ValueError:
-                raise ValueError(f"{self.name}={text!r} is not an integer: "
+                raise ValueError(f"{self.key}={text!r} is not an integer: "
                                  f"expected {self.range_text()}") from None
         elif self.kind is float:
             try:
                 value = float(raw)
             except ValueError:
-                raise ValueError(f"{self.name}={text!r} is not a number: "
+                raise ValueError(f"{self.key}={text!r} is not a number: "
                                  f"expected {self.range_text()}") from None
         else:
-            value = raw
-        self.check(value)
-        return value
+            value = raw if self.choices else text
+        return self.check(value)
+
+    def format(self, value: object) -> str:
+        """The text a value is stored as (what :meth:`parse` reads back)."""
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
 
 def _fmt(number: float, kind: type) -> str:
@@ -374,7 +410,7 @@ def _as_logits(logits: NDArray[Any], *, finite: bool = False) -> FloatArray:
         raise ValueError(f"logits contain +inf at token {int(np.flatnonzero(posinf)[0])}; "
                          f"the model output is broken")
     if finite and not np.isfinite(array).any():
-        raise ValueError(f"logits have no finite entry: every token is masked")
+        raise ValueError("logits have no finite entry: every token is masked")
     return array
 
 

@@ -128,8 +128,9 @@ class PreferencesDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("preferencesDialog")
         self.setWindowTitle("Preferences")
-        keys = [key for key, option in OPTIONS.items() if option.group in self.GROUPS]
-        self.form = SettingsForm(settings, keys, self)
+        options = [option for option in OPTIONS.values() if option.group in self.GROUPS]
+        keys = [option.key for option in options]
+        self.form = SettingsForm(settings, options, self)
         reset = QPushButton("Restore defaults", self)
         reset.clicked.connect(lambda: settings.reset(keys))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)

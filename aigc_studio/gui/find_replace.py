@@ -151,7 +151,7 @@ class FindReplaceBar(QWidget):
         self.message.setText(f"Replaced {count}" if count else "Not found")
         return count
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.close_bar()
             event.accept()

@@ -28,8 +28,22 @@ from PySide6.QtWidgets import (
 )
 
 from aigc_studio.core.sampling import FIELDS, PRESETS, SamplingConfig
-from aigc_studio.services.models import ModelInfo, ModelStatus
-from aigc_studio.services.settings import OPTIONS, Settings, sampling_key
+from aigc_studio.services.models import ModelInfo, ModelState, ModelStatus
+from aigc_studio.services.settings import (
+    CONTINUE_STOP,
+    CONTINUE_STYLE,
+    CONTINUE_TOKENS,
+    DEBOUNCE_DELAY,
+    INLINE_SUGGESTIONS,
+    MAX_WORDS,
+    MODEL_DEVICE,
+    MODEL_NAME,
+    MODEL_SPIN,
+    MODEL_THREADS,
+    PANEL_ADVANCED,
+    SAMPLING,
+    Settings,
+)
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 
 from .settings_form import SettingsForm, guard_wheel
@@ -119,8 +133,8 @@ class SamplingPanel(QWidget):
         self.preset_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         suggestion_layout.addWidget(self.preset_note)
         suggestion_form = SettingsForm(
-            settings, ["completion/enabled", "completion/max_words", "continue/max_new_tokens",
-                       "continue/style", "continue/stop"], suggestion_box)
+            settings, [INLINE_SUGGESTIONS, MAX_WORDS, CONTINUE_TOKENS, CONTINUE_STYLE, CONTINUE_STOP],
+            suggestion_box)
         _compact(suggestion_form.layout_)
         suggestion_layout.addWidget(suggestion_form)
 
@@ -130,7 +144,7 @@ class SamplingPanel(QWidget):
         model_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.model_combo = guard_wheel(QComboBox(model_box))
         self.model_combo.setObjectName("modelCombo")
-        self.model_combo.setToolTip(OPTIONS["model/name"].help)
+        self.model_combo.setToolTip(MODEL_NAME.help)
         self.model_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(8)
@@ -142,9 +156,9 @@ class SamplingPanel(QWidget):
         row.addWidget(self.model_combo, 1)
         row.addWidget(reload_button)
         model_form.addRow("Model", row)
-        device_form = SettingsForm(settings, ["model/device"], model_box)
+        device_form = SettingsForm(settings, [MODEL_DEVICE], model_box)
         _compact(device_form.layout_)
-        self.device_combo: QComboBox = device_form.editors["model/device"]  # type: ignore[assignment]
+        self.device_combo: QComboBox = device_form.editors[MODEL_DEVICE.key]  # type: ignore[assignment]
         model_form.addRow(device_form)
         self.gpu_note = QLabel(model_box)
         self.gpu_note.setObjectName("gpuNote")
@@ -167,26 +181,25 @@ class SamplingPanel(QWidget):
         self.advanced_button.setAutoRaise(True)
         self.advanced_button.setStyleSheet("QToolButton { border: none; }")  # a disclosure, not a button
         self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_button.setToolTip(OPTIONS["panel/advanced"].help)
+        self.advanced_button.setToolTip(PANEL_ADVANCED.help)
         self.advanced = QWidget(self)
         self.advanced.setObjectName("advancedSettings")
         advanced_layout = QVBoxLayout(self.advanced)
         advanced_layout.setContentsMargins(0, 0, 0, 0)
         decoding_box = QGroupBox("Decoding", self.advanced)
         decoding_layout = QVBoxLayout(decoding_box)
-        self.form = SettingsForm(settings, [sampling_key("strategy")]
-                                 + [sampling_key(name) for name in _SAMPLING_ORDER
-                                    if name in FIELDS], decoding_box)
+        self.form = SettingsForm(settings, [SAMPLING["strategy"]]
+                                 + [SAMPLING[name] for name in _SAMPLING_ORDER if name in SAMPLING],
+                                 decoding_box)
         _compact(self.form.layout_)
         decoding_layout.addWidget(self.form)
-        strategy = self.form.editors[sampling_key("strategy")]
+        strategy = self.form.editors[SAMPLING["strategy"].key]
         if isinstance(strategy, QComboBox) and strategy.findData("beam") >= 0:
             strategy.setItemData(strategy.findData("beam"), _BEAM_TIP, Qt.ItemDataRole.ToolTipRole)
         timing_box = QGroupBox("Timing and threads", self.advanced)
         timing_layout = QVBoxLayout(timing_box)
-        timing_form = SettingsForm(settings, ["completion/debounce_ms", "model/threads",
-                                              "model/spin"], timing_box)
-        timing_form.editors["model/threads"].setSpecialValueText("Auto")  # type: ignore[attr-defined]
+        timing_form = SettingsForm(settings, [DEBOUNCE_DELAY, MODEL_THREADS, MODEL_SPIN], timing_box)
+        timing_form.editors[MODEL_THREADS.key].setSpecialValueText("Auto")  # type: ignore[attr-defined]
         _compact(timing_form.layout_)
         timing_layout.addWidget(timing_form)
         advanced_layout.addWidget(decoding_box)
@@ -218,7 +231,7 @@ class SamplingPanel(QWidget):
         self._on_models_changed(model.models)
         self._on_status_changed(model.status)
         self._on_preset_changed(sampling.preset)
-        self._show_advanced(bool(settings.value("panel/advanced")))
+        self._show_advanced(settings.get(PANEL_ADVANCED))
         self._update_enabled()
 
     # -- advanced ---------------------------------------------------------------------------------
@@ -233,7 +246,7 @@ class SamplingPanel(QWidget):
 
     @Slot(bool)
     def _on_advanced_toggled(self, shown: bool) -> None:
-        self._settings.set_value("panel/advanced", shown)
+        self._settings.set(PANEL_ADVANCED, shown)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -248,7 +261,7 @@ class SamplingPanel(QWidget):
             tip = "\n".join(x for x in (info.path, info.licence and f"Licence: {info.licence}",
                                         info.source and f"Source: {info.source}") if x)
             self.model_combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
-        chosen = str(self._settings.value("model/name"))
+        chosen = self._settings.get(MODEL_NAME)
         index = self.model_combo.findData(chosen)
         if index < 0 and chosen:
             self.model_combo.addItem(f"{chosen} (not installed)", chosen)
@@ -258,24 +271,24 @@ class SamplingPanel(QWidget):
 
     @Slot(int)
     def _on_model_combo_changed(self, index: int) -> None:
-        self._settings.set_value("model/name", str(self.model_combo.itemData(index) or ""))
+        self._settings.set(MODEL_NAME, str(self.model_combo.itemData(index) or ""))
 
     @Slot(object)
     def _on_status_changed(self, status: ModelStatus) -> None:
-        if status.state == "ready":
+        if status.state is ModelState.READY:
             text = f"Ready: {status.name} on {status.device or 'CPU'}"
             if status.context_length:
                 text += f", {status.context_length} tokens of context"
-        elif status.state == "loading":
+        elif status.state is ModelState.LOADING:
             text = f"Loading {status.name or 'the model'}\u2026"
-        elif status.state == "failed":
+        elif status.state is ModelState.FAILED:
             text = f"<b>Not loaded</b>: {status.error}"
         else:
             text = "No model loaded yet"
         gpu = self._model.gpu
         known = gpu is not None and not gpu[0] and gpu[1] == status.device_note  # the note says it
-        if (status.device_note and status.state == "ready" and not known
-                and str(self._settings.value("model/device")) == "gpu"):
+        if (status.device_note and status.state is ModelState.READY and not known
+                and self._settings.get(MODEL_DEVICE) == "gpu"):
             text += f"<br><i>The GPU is not used: {plain_gpu_reason(status.device_note)}</i>"
         self.status_label.setText(text)
         self._update_gpu_item()
@@ -294,15 +307,15 @@ class SamplingPanel(QWidget):
             why = plain_gpu_reason(gpu[1])
             item.setText("GPU (not available)")
             item.setToolTip(f"The GPU cannot be used here: {why}")
-            self.device_combo.setToolTip(f"{OPTIONS['model/device'].help}\n\nThe GPU cannot be "
+            self.device_combo.setToolTip(f"{MODEL_DEVICE.help}\n\nThe GPU cannot be "
                                          f"used here: {why}.")
             self.gpu_note.setText(f"The GPU cannot be used here, so the model runs on the CPU: "
                                   f"{why}.")
-            self.gpu_note.setVisible(str(self._settings.value("model/device")) == "gpu")
+            self.gpu_note.setVisible(self._settings.get(MODEL_DEVICE) == "gpu")
         else:
             item.setText("GPU")
             item.setToolTip("Run the model on the GPU (CUDA)")
-            self.device_combo.setToolTip(OPTIONS["model/device"].help)
+            self.device_combo.setToolTip(MODEL_DEVICE.help)
             self.gpu_note.hide()
 
     # -- decoding ---------------------------------------------------------------------------------
@@ -327,13 +340,13 @@ class SamplingPanel(QWidget):
     def _on_setting_changed(self, key: str, value: object) -> None:
         if key.startswith("sampling/"):
             self._update_preset_note()
-        if key == sampling_key("strategy"):
+        if key == SAMPLING["strategy"].key:
             self._update_enabled()
-        elif key == "panel/advanced":
-            self._show_advanced(bool(value))
-        elif key == "model/device":
+        elif key == PANEL_ADVANCED.key:
+            self._show_advanced(self._settings.get(PANEL_ADVANCED))
+        elif key == MODEL_DEVICE.key:
             self._on_status_changed(self._model.status)
-        elif key == "model/name":
+        elif key == MODEL_NAME.key:
             index = self.model_combo.findData(value)
             if index >= 0:
                 blocker = QSignalBlocker(self.model_combo)
@@ -341,7 +354,7 @@ class SamplingPanel(QWidget):
                 blocker.unblock()
 
     def _update_enabled(self) -> None:
-        strategy = str(self._settings.value(sampling_key("strategy")))
+        strategy: str = self._settings.get(SAMPLING["strategy"])
         used = _USED_BY.get(strategy, frozenset(FIELDS))
         for key, editor in self.form.editors.items():
             name = key.split("/", 1)[1]

@@ -1,4 +1,4 @@
-"""Editors built from setting declarations (:class:`aigc_studio.services.settings.Option`).
+"""Editors built from setting declarations (:class:`aigc_studio.core.sampling.Setting`).
 
 One widget per option, chosen by its type and bounds, with its title as label and its help as tooltip.
 Widgets follow the settings (a change from elsewhere updates them, with their signals blocked so
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aigc_studio.services.settings import OPTIONS, Option, Settings
+from aigc_studio.services.settings import Setting, Settings
 
 __all__ = ["SettingsForm", "guard_wheel", "make_editor", "set_editor_value"]
 
@@ -41,7 +41,7 @@ INT_LIMIT = 2**31 - 1
 class _WheelGuard(QObject):
     """Drops wheel events to an unfocused value widget, leaving them to the scroll area around it."""
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget)
                 and not watched.hasFocus()):
             event.ignore()  # ignored, a spontaneous wheel event goes on to the parents
@@ -60,7 +60,7 @@ def guard_wheel(widget: QWidget) -> QWidget:
     return widget
 
 
-def make_editor(option: Option, parent: QWidget | None = None) -> QWidget:
+def make_editor(option: Setting[Any], parent: QWidget | None = None) -> QWidget:
     """A widget that edits ``option`` (not yet bound to any settings)."""
     widget: QWidget
     if option.kind is bool:
@@ -124,36 +124,35 @@ def set_editor_value(widget: QWidget, value: Any) -> None:
 
 
 class SettingsForm(QWidget):
-    """A form of editors for some declared settings, kept in step with ``settings``."""
+    """A form of editors for some declared settings, kept in step with ``settings``.
 
-    def __init__(self, settings: Settings, keys: Iterable[str],
+    ``editors`` holds each setting's editor by its key."""
+
+    def __init__(self, settings: Settings, options: Iterable[Setting[Any]],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._settings = settings
         self.editors: dict[str, QWidget] = {}
         self.layout_ = QFormLayout(self)
         self.layout_.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for key in keys:
-            option = OPTIONS[key]
+        for option in options:
             editor = make_editor(option, self)
-            self.editors[key] = editor
-            set_editor_value(editor, settings.value(key))
-            self._connect(key, editor)
+            self.editors[option.key] = editor
+            set_editor_value(editor, settings.get(option))
+            self._connect(option, editor)
             self.layout_.addRow(option.title, editor)
             label = self.layout_.labelForField(editor)
             if label is not None:
                 label.setToolTip(option.help)
         settings.changed.connect(self._on_setting_changed)
 
-    def _connect(self, key: str, editor: QWidget) -> None:
-        option = OPTIONS[key]
-
+    def _connect(self, option: Setting[Any], editor: QWidget) -> None:
         def write(value: Any) -> None:
             try:
-                self._settings.set_value(key, value)
+                self._settings.set(option, value)
             except ValueError as error:
                 log.warning("%s", error)
-                set_editor_value(editor, self._settings.value(key))
+                set_editor_value(editor, self._settings.get(option))
 
         if isinstance(editor, QCheckBox):
             editor.toggled.connect(write)

@@ -149,7 +149,7 @@ class WritingEditorView(QPlainTextEdit):
 
     # -- keys -------------------------------------------------------------------------------------
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         none = Qt.KeyboardModifier.NoModifier
@@ -221,7 +221,7 @@ class WritingEditorView(QPlainTextEdit):
 
     # -- painting ---------------------------------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self._model.continuing or not self._ghost_at_cursor():
             return

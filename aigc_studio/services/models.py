@@ -1,51 +1,127 @@
-"""What the services need from a text model, and the adapter to the real runtime.
+"""What the services need from a model, and the adapter to the real runtime.
 
-The completion worker never imports onnxruntime itself: it gets a :class:`ModelBackend` that lists the
-installed models and creates a generator for one of them. :class:`RuntimeBackend` is the real one
-(it imports :mod:`aigc_studio.runtime` only when first used, in the worker thread, so the window opens
-without waiting for onnxruntime); tests pass a fake with the same methods.
+The seam between the services and :mod:`aigc_studio.runtime` is typed here: :class:`GeneratorLike`
+declares every method and attribute the completion worker calls on a text generator,
+:class:`CompletionLike` and :class:`GenerationStatsLike` what comes back, :class:`ModelState` and
+:class:`ModelStatus` where loading stands. The model host never imports onnxruntime itself: it gets a
+:class:`ModelBackend` that lists the installed models and creates a generator for one of them.
+:class:`RuntimeBackend` is the real one (it imports :mod:`aigc_studio.runtime` only when first used,
+in the worker thread, so the window opens without waiting for onnxruntime); tests pass a fake with
+the same methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from aigc_studio.core.cancel import Cancel
 
 if TYPE_CHECKING:
     from aigc_studio.core.sampling import SamplingConfig
+    from aigc_studio.runtime.registry import ModelRegistry
 
 __all__ = [
+    "CompletionLike",
+    "GenerationStatsLike",
     "GeneratorLike",
     "ModelBackend",
     "ModelChoice",
     "ModelInfo",
+    "ModelState",
     "ModelStatus",
     "RuntimeBackend",
     "provider_label",
 ]
 
-Cancel = Callable[[], bool]
+
+class GenerationStatsLike(Protocol):
+    """Figures of a generator's last call (``GenerationStats`` of the runtime): tokens in the prompt
+    window, of which reused from the KV cache, tokens generated, and seconds to the first generated
+    token and in all."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def reused_tokens(self) -> int: ...
+
+    @property
+    def new_tokens(self) -> int: ...
+
+    @property
+    def ttft_s(self) -> float: ...
+
+    @property
+    def total_s(self) -> float: ...
+
+
+class CompletionLike(Protocol):
+    """One result of :meth:`GeneratorLike.complete` or :meth:`GeneratorLike.branches` (``Completion``
+    of the runtime): the text after the prompt, its token ids and its score."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def token_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 class GeneratorLike(Protocol):
-    """The part of :class:`aigc_studio.runtime.text_generator.TextGenerator` the services use."""
+    """What the services use of :class:`aigc_studio.runtime.text_generator.TextGenerator`.
+
+    A generator is not thread-safe: every call but :meth:`terminate` comes from the model host's
+    worker thread. ``cancel`` is checked before every model step; a cancelled call ends early.
+    """
 
     name: str
-    provider: str
-    device_note: str
+    provider: str             # the onnxruntime execution provider in use
+    device_note: str          # why the GPU is not used, or ""
     context_length: int
-    last_stats: Any
+
+    @property
+    def last_stats(self) -> GenerationStatsLike: ...
 
     def stream(self, prompt: str, config: SamplingConfig,
-               cancel: Cancel | None = None) -> Iterator[str]: ...
+               cancel: Cancel | None = None) -> Iterator[str]:
+        """The continuation of ``prompt``, piece by decoded piece."""
+        ...
 
     def complete(self, prompt: str, config: SamplingConfig,
-                 cancel: Cancel | None = None) -> Sequence[Any]: ...
+                 cancel: Cancel | None = None) -> Sequence[CompletionLike]:
+        """``config.num_return`` continuations (beam search's n-best list, or samples)."""
+        ...
 
-    # Optional (the worker falls back to beam search's n-best list without it):
-    # branches(prompt, config, n, cancel, done=None) -> continuations that start differently.
+    def branches(self, prompt: str, config: SamplingConfig, n: int, cancel: Cancel | None = None,
+                 done: Callable[[str], bool] | None = None) -> Sequence[CompletionLike]:
+        """Up to ``n`` continuations that start differently; a row stops when ``done(text)``."""
+        ...
+
+    def prime(self, prompt: str, config: SamplingConfig, cancel: Cancel | None = None) -> int:
+        """Read ``prompt`` into the KV cache; return the prompt tokens the cache holds."""
+        ...
+
+    def terminate(self) -> None:
+        """Abort the running model call (thread-safe)."""
+        ...
+
+
+class ModelState(str, Enum):
+    """Where loading a model stands."""
+
+    NONE = "none"          # no model asked for yet
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"      # ``ModelStatus.error`` says why
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -74,12 +150,9 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """Where loading the model stands.
+    """Where loading the model stands (``error`` says why it failed)."""
 
-    ``state`` is "none" (no model asked for yet), "loading", "ready" or "failed" (``error`` says why).
-    """
-
-    state: str = "none"
+    state: ModelState = ModelState.NONE
     name: str = ""
     provider: str = ""        # the onnxruntime execution provider in use
     device_note: str = ""     # why the GPU is not used, or ""
@@ -98,7 +171,7 @@ def provider_label(provider: str) -> str:
 
 
 class ModelBackend(Protocol):
-    """Lists and creates text generators; called in the completion worker thread only."""
+    """Lists and creates text generators; called in the model host's worker thread only."""
 
     def list_models(self) -> list[ModelInfo]: ...
 
@@ -118,9 +191,9 @@ class RuntimeBackend:
                  extra_paths: Sequence[str | Path] = ()) -> None:
         self._search_paths = list(search_paths) if search_paths is not None else None
         self._extra_paths = [Path(p) for p in extra_paths]
-        self._registry: Any = None
+        self._registry: ModelRegistry | None = None
 
-    def _get_registry(self) -> Any:
+    def _get_registry(self) -> ModelRegistry:
         if self._registry is None:
             from aigc_studio.runtime.registry import ModelRegistry, default_search_paths
 
@@ -133,13 +206,12 @@ class RuntimeBackend:
         """The installed text models, and packages whose manifest cannot be read (with the error)."""
         infos = []
         for info in self._get_registry().list():
-            error = str(getattr(info, "error", "") or "")
-            if info.kind != "text-lm" and not error:
+            if info.kind != "text-lm" and not info.error:
                 continue  # an image model, listed by the Design workspace
-            infos.append(ModelInfo(name=str(info.name), kind=str(info.kind), path=str(info.path),
+            infos.append(ModelInfo(name=info.name, kind=info.kind, path=str(info.path),
                                    size_bytes=int(info.size_bytes or 0),
-                                   licence=str(info.licence or ""), source=str(info.source or ""),
-                                   error=error))
+                                   licence=info.licence or "", source=info.source or "",
+                                   error=info.error))
         return infos
 
     def gpu_status(self) -> tuple[bool, str]:

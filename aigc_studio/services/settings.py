@@ -1,149 +1,136 @@
-"""Application settings: each one declared once, persisted with QSettings.
+"""Application settings: each one declared once, with its type, persisted with QSettings.
 
-Every setting has a key, a type, a default, a title, a help text and bounds (an :class:`Option`).
-The decoding settings come from :data:`aigc_studio.core.sampling.FIELDS` (declared there once, shared
-with the CLI); the others are declared here in :data:`OPTIONS`. The preferences dialog and the
-sampling panel are built from these declarations. A stored value that is unknown, of the wrong type or
-out of bounds falls back to the default with a log line; the file is never trusted.
+Every setting is a :class:`~aigc_studio.core.sampling.Setting` (the same declaration the decoding
+settings use): a group and a name (the key, ``"group/name"``), a type, a default, a title, a help
+text and bounds. The decoding settings come from :data:`aigc_studio.core.sampling.FIELDS` (declared
+there once, shared with the CLI) and are filed under the group "sampling" (:data:`SAMPLING`); the
+others are declared here, one constant each, so that a read is typed:
+``settings.get(AUTOSAVE_DELAY)`` is an ``int``. The preferences dialog and the sampling panel are
+built from these declarations. A stored value that is unknown, of the wrong type or out of bounds
+falls back to the default with a log line; the file is never trusted.
 
 Values are stored as text (an INI file), so the file reads the same in every process and platform.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from aigc_studio.core.sampling import FIELDS, PRESETS, SamplingConfig
-from aigc_studio.core.sampling import Setting as SamplingSetting
+from aigc_studio.core.sampling import FIELDS, PRESETS, SamplingConfig, Setting
 
 __all__ = [
+    "AUTOSAVE_DELAY",
+    "CONTEXT_CHARS",
+    "CONTINUE_STOP",
+    "CONTINUE_STYLE",
+    "CONTINUE_TOKENS",
+    "DEBOUNCE_DELAY",
+    "FONT_SIZE",
+    "INLINE_SUGGESTIONS",
+    "LONG_WORDS",
+    "MAX_WORDS",
+    "MODEL_DEVICE",
+    "MODEL_NAME",
+    "MODEL_SETTINGS",
+    "MODEL_SPIN",
+    "MODEL_THREADS",
     "OPTIONS",
+    "PANEL_ADVANCED",
     "PRESET_FIELDS",
-    "Option",
+    "SAMPLING",
+    "WRAP_LINES",
+    "Setting",
     "Settings",
     "sampling_key",
 ]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_RECENT_FILES = 10
 ORGANIZATION = "AIGC Studio"
 APPLICATION = "aigc-studio"
 
+INLINE_SUGGESTIONS: Setting[bool] = Setting(
+    "enabled", bool, True, "Inline suggestions",
+    "Show the model's suggestion as grey text after the cursor while you type.",
+    group="completion")
+DEBOUNCE_DELAY: Setting[int] = Setting(
+    "debounce_ms", int, 30, "Pause before suggesting",
+    "How long typing must pause before a suggestion is asked for.",
+    minimum=0, maximum=1000, step=10, suffix=" ms", group="completion")
+MAX_WORDS: Setting[int] = Setting(
+    "max_words", int, 4, "Suggestion length",
+    "The most words a suggestion has; it ends earlier at the end of a clause or sentence.",
+    minimum=1, maximum=30, step=1, suffix=" words", group="completion")
+LONG_WORDS: Setting[int] = Setting(
+    "long_words", int, 30, "Long suggestion length",
+    "The most words of a longer suggestion (press Alt+\\ while a suggestion is shown).",
+    minimum=2, maximum=200, step=1, suffix=" words", group="completion")
+CONTEXT_CHARS: Setting[int] = Setting(
+    "context_chars", int, 1600, "Context",
+    "How much of the text before the cursor the model reads (it may read less if its "
+    "context is shorter).",
+    minimum=256, maximum=100_000, step=256, suffix=" characters", group="completion")
+CONTINUE_TOKENS: Setting[int] = Setting(
+    "max_new_tokens", int, 200, "Continue length",
+    "The most tokens Continue (Ctrl+Enter) writes at once.",
+    minimum=1, maximum=4096, step=10, suffix=" tokens", group="continue")
+CONTINUE_STOP: Setting[str] = Setting(
+    "stop", str, "none", "Continue stops at",
+    "Where Continue stops by itself: never (only at its length), at the end of the "
+    "paragraph, or at the end of a sentence.",
+    choices=("none", "newline", "sentence"),
+    choice_titles=("Length only", "End of paragraph", "End of sentence"), group="continue")
+CONTINUE_STYLE: Setting[str] = Setting(
+    "style", str, "Balanced", "Continue decoding",
+    "How Continue picks its words. Suggestions are a few words and are best predictable "
+    "(the Sampling panel, greedy by default), but a long passage decoded greedily soon repeats "
+    f"itself: by default Continue samples (Balanced: {PRESETS['Balanced'].describe()}; "
+    f"Creative: {PRESETS['Creative'].describe()}). The panel's seed applies either way.",
+    choices=("Balanced", "Creative", "panel"),
+    choice_titles=("Balanced", "Creative", "As the Sampling panel"), group="continue")
+MODEL_NAME: Setting[str] = Setting(
+    "name", str, "", "Model",
+    "The installed text model that writes suggestions; empty means the first one found.",
+    group="model")
+MODEL_DEVICE: Setting[str] = Setting(
+    "device", str, "auto", "Device",
+    "Where the model runs: Auto uses a GPU when onnxruntime can use one, else the CPU.",
+    choices=("auto", "cpu", "gpu"), choice_titles=("Auto", "CPU", "GPU"), group="model")
+MODEL_THREADS: Setting[int] = Setting(
+    "threads", int, 0, "Threads",
+    "CPU threads for the model; 0 lets onnxruntime choose.",
+    minimum=0, maximum=256, step=1, group="model")
+MODEL_SPIN: Setting[bool] = Setting(
+    "spin", bool, True, "Busy-wait",
+    "The model's threads wait for work without sleeping: faster on an otherwise idle computer "
+    "(the writer about 20% on two threads), slower while other programs keep the cores busy.",
+    group="model")
+PANEL_ADVANCED: Setting[bool] = Setting(
+    "advanced", bool, False, "Advanced settings",
+    "Show the Sampling panel's advanced settings: the decoding strategy and its parameters, "
+    "the pause before a suggestion, threads and busy-waiting.", group="panel")
+FONT_SIZE: Setting[int] = Setting(
+    "font_size", int, 13, "Font size",
+    "The size of the editor's text.", minimum=6, maximum=72, step=1, suffix=" pt", group="editor")
+WRAP_LINES: Setting[bool] = Setting(
+    "wrap", bool, True, "Wrap lines", "Wrap long lines at the window's edge.", group="editor")
+AUTOSAVE_DELAY: Setting[int] = Setting(
+    "autosave_s", int, 3, "Autosave after",
+    "Seconds after the last change when unsaved text is copied to the recovery folder.",
+    minimum=1, maximum=300, step=1, suffix=" s", group="documents")
 
-@dataclass(frozen=True)
-class Option:
-    """The declaration of one setting.
-
-    ``kind`` is ``bool``, ``int``, ``float`` or ``str``. Numbers are bounded by ``minimum`` and
-    ``maximum`` (inclusive); a ``str`` with ``choices`` must be one of them (``choice_titles`` are
-    what a GUI shows for them). ``optional`` settings also accept ``None``.
-    """
-
-    key: str                              # "group/name", as stored
-    kind: type
-    default: Any
-    title: str
-    help: str
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-    choice_titles: tuple[str, ...] = ()
-    optional: bool = False
-    step: float | None = None
-    suffix: str = ""                      # a unit a spin box shows, e.g. " ms"
-
-    @property
-    def group(self) -> str:
-        """The part of the key before the slash."""
-        return self.key.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        """The part of the key after the slash."""
-        return self.key.split("/", 1)[-1]
-
-    def problem(self, value: object) -> str | None:
-        """Why ``value`` is not acceptable, or ``None`` if it is."""
-        if value is None:
-            return None if self.optional else "must not be empty"
-        if self.kind is bool:
-            return None if isinstance(value, bool) else "must be true or false"
-        if self.kind is str:
-            if not isinstance(value, str):
-                return "must be text"
-            if self.choices and value not in self.choices:
-                return f"must be one of {', '.join(self.choices)}"
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return "must be a number"
-        if self.kind is int and not isinstance(value, int):
-            return "must be a whole number"
-        if math.isnan(value):
-            return "must not be NaN"
-        if self.minimum is not None and value < self.minimum:
-            return f"must be at least {self.minimum:g}"
-        if self.maximum is not None and value > self.maximum:
-            return f"must be at most {self.maximum:g}"
-        return None
-
-    def check(self, value: object) -> Any:
-        """Return ``value`` (ints accepted for floats) or raise ``ValueError`` saying what is wrong."""
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        why = self.problem(value)
-        if why is not None:
-            raise ValueError(f"{self.key}={value!r} {why}")
-        return value
-
-    def parse(self, text: str) -> Any:
-        """A stored text back to a value; raise ``ValueError`` if it is not acceptable."""
-        raw = text.strip()
-        value: Any
-        if self.optional and raw.lower() in ("", "none"):
-            value = None
-        elif self.kind is bool:
-            lowered = raw.lower()
-            if lowered not in ("true", "false", "1", "0"):
-                raise ValueError(f"{self.key}={text!r} must be true or false")
-            value = lowered in ("true", "1")
-        elif self.kind is int:
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValueError(f"{self.key}={text!r} is not a whole number") from None
-        elif self.kind is float:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{self.key}={text!r} is not a number") from None
-        else:
-            value = text
-        return self.check(value)
-
-    def format(self, value: Any) -> str:
-        """The text a value is stored as."""
-        if value is None:
-            return "none"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    @classmethod
-    def from_sampling(cls, setting: SamplingSetting) -> Option:
-        """The option for one decoding setting of :data:`aigc_studio.core.sampling.FIELDS`."""
-        return cls(key=sampling_key(setting.name), kind=setting.kind, default=setting.default,
-                   title=setting.title, help=setting.help, minimum=setting.minimum,
-                   maximum=setting.maximum, choices=tuple(setting.choices),
-                   optional=setting.optional, step=setting.step)
+MODEL_SETTINGS: tuple[Setting[Any], ...] = (MODEL_NAME, MODEL_DEVICE, MODEL_THREADS, MODEL_SPIN)
+"""The settings that choose the model and where it runs (a change reloads it)."""
 
 
 def sampling_key(name: str) -> str:
@@ -151,65 +138,16 @@ def sampling_key(name: str) -> str:
     return f"sampling/{name}"
 
 
-def _options(*items: Option) -> dict[str, Option]:
-    return {item.key: item for item in items}
+SAMPLING: dict[str, Setting[Any]] = {
+    name: dataclasses.replace(setting, group="sampling") for name, setting in FIELDS.items()}
+"""The decoding settings of :data:`aigc_studio.core.sampling.FIELDS`, filed under "sampling"."""
 
-
-OPTIONS: dict[str, Option] = _options(
-    Option("completion/enabled", bool, True, "Inline suggestions",
-           "Show the model's suggestion as grey text after the cursor while you type."),
-    Option("completion/debounce_ms", int, 30, "Pause before suggesting",
-           "How long typing must pause before a suggestion is asked for.",
-           minimum=0, maximum=1000, step=10, suffix=" ms"),
-    Option("completion/max_words", int, 4, "Suggestion length",
-           "The most words a suggestion has; it ends earlier at the end of a clause or sentence.",
-           minimum=1, maximum=30, step=1, suffix=" words"),
-    Option("completion/long_words", int, 30, "Long suggestion length",
-           "The most words of a longer suggestion (press Alt+\\ while a suggestion is shown).",
-           minimum=2, maximum=200, step=1, suffix=" words"),
-    Option("completion/context_chars", int, 1600, "Context",
-           "How much of the text before the cursor the model reads (it may read less if its "
-           "context is shorter).",
-           minimum=256, maximum=100_000, step=256, suffix=" characters"),
-    Option("continue/max_new_tokens", int, 200, "Continue length",
-           "The most tokens Continue (Ctrl+Enter) writes at once.",
-           minimum=1, maximum=4096, step=10, suffix=" tokens"),
-    Option("continue/stop", str, "none", "Continue stops at",
-           "Where Continue stops by itself: never (only at its length), at the end of the "
-           "paragraph, or at the end of a sentence.",
-           choices=("none", "newline", "sentence"),
-           choice_titles=("Length only", "End of paragraph", "End of sentence")),
-    Option("continue/style", str, "Balanced", "Continue decoding",
-           "How Continue picks its words. Suggestions are a few words and are best predictable "
-           "(the Sampling panel, greedy by default), but a long passage decoded greedily soon repeats "
-           f"itself: by default Continue samples (Balanced: {PRESETS['Balanced'].describe()}; "
-           f"Creative: {PRESETS['Creative'].describe()}). The panel's seed applies either way.",
-           choices=("Balanced", "Creative", "panel"),
-           choice_titles=("Balanced", "Creative", "As the Sampling panel")),
-    Option("model/name", str, "", "Model",
-           "The installed text model that writes suggestions; empty means the first one found."),
-    Option("model/device", str, "auto", "Device",
-           "Where the model runs: Auto uses a GPU when onnxruntime can use one, else the CPU.",
-           choices=("auto", "cpu", "gpu"), choice_titles=("Auto", "CPU", "GPU")),
-    Option("model/threads", int, 0, "Threads",
-           "CPU threads for the model; 0 lets onnxruntime choose.",
-           minimum=0, maximum=256, step=1),
-    Option("model/spin", bool, True, "Busy-wait",
-           "The model's threads wait for work without sleeping: faster on an otherwise idle computer "
-           "(the writer about 20% on two threads), slower while other programs keep the cores busy."),
-    Option("panel/advanced", bool, False, "Advanced settings",
-           "Show the Sampling panel's advanced settings: the decoding strategy and its parameters, "
-           "the pause before a suggestion, threads and busy-waiting."),
-    Option("editor/font_size", int, 13, "Font size",
-           "The size of the editor's text.", minimum=6, maximum=72, step=1, suffix=" pt"),
-    Option("editor/wrap", bool, True, "Wrap lines",
-           "Wrap long lines at the window's edge."),
-    Option("documents/autosave_s", int, 3, "Autosave after",
-           "Seconds after the last change when unsaved text is copied to the recovery folder.",
-           minimum=1, maximum=300, step=1, suffix=" s"),
-    *(Option.from_sampling(setting) for setting in FIELDS.values()),
-)
-"""Every setting of the application, declared once, in the order the preferences list them."""
+OPTIONS: dict[str, Setting[Any]] = {setting.key: setting for setting in (
+    INLINE_SUGGESTIONS, DEBOUNCE_DELAY, MAX_WORDS, LONG_WORDS, CONTEXT_CHARS,
+    CONTINUE_TOKENS, CONTINUE_STOP, CONTINUE_STYLE,
+    MODEL_NAME, MODEL_DEVICE, MODEL_THREADS, MODEL_SPIN, PANEL_ADVANCED,
+    FONT_SIZE, WRAP_LINES, AUTOSAVE_DELAY, *SAMPLING.values())}
+"""Every setting of the application by key, declared once, in the order the preferences list them."""
 
 PRESET_FIELDS: tuple[str, ...] = tuple(name for name in FIELDS
                                        if name not in ("seed", "max_new_tokens", "num_return",
@@ -246,7 +184,7 @@ class Settings(QObject):
         """The INI file the settings live in."""
         return self._store.fileName()
 
-    def _load(self, option: Option) -> Any:
+    def _load(self, option: Setting[Any]) -> Any:
         raw = self._store.value(option.key)
         if raw is None:
             return option.default
@@ -258,18 +196,31 @@ class Settings(QObject):
 
     # -- declared settings ------------------------------------------------------------------------
 
-    def value(self, key: str) -> Any:
-        """The current value of the setting ``key``; ``KeyError`` lists the known keys."""
+    def get(self, setting: Setting[T]) -> T:
+        """The current value of a declared setting, of its declared type."""
+        value: T = self._values[self._declared(setting.key).key]
+        return value
+
+    def set(self, setting: Setting[T], value: T) -> bool:
+        """Change a declared setting; return whether it changed. A bad value raises ``ValueError``."""
+        return self.set_value(setting.key, value)
+
+    @staticmethod
+    def _declared(key: str) -> Setting[Any]:
         try:
-            return self._values[key]
+            return OPTIONS[key]
         except KeyError:
             raise KeyError(f"unknown setting {key!r}; known: {', '.join(OPTIONS)}") from None
 
-    def set_value(self, key: str, value: Any) -> bool:
-        """Change a setting; return whether it changed. A bad value raises ``ValueError``."""
-        option = OPTIONS.get(key)
-        if option is None:
-            raise KeyError(f"unknown setting {key!r}; known: {', '.join(OPTIONS)}")
+    def value(self, key: str) -> object:
+        """The current value of the setting ``key`` (for code that goes over many settings by key,
+        such as a form; typed code uses :meth:`get`); ``KeyError`` lists the known keys."""
+        return self._values[self._declared(key).key]
+
+    def set_value(self, key: str, value: object) -> bool:
+        """Change the setting ``key``; return whether it changed. A bad value raises ``ValueError``,
+        an unknown key ``KeyError``."""
+        option = self._declared(key)
         value = option.check(value)
         if self._values[key] == value and type(self._values[key]) is type(value):
             return False
@@ -285,13 +236,14 @@ class Settings(QObject):
 
     def sampling_config(self) -> SamplingConfig:
         """The decoding settings as a :class:`SamplingConfig` (always valid)."""
-        values = {name: self._values[sampling_key(name)] for name in FIELDS}
+        values = {name: self.get(setting) for name, setting in SAMPLING.items()}
         return SamplingConfig.from_mapping(values)
 
     def set_sampling_config(self, config: SamplingConfig, names: Iterable[str] | None = None) -> None:
         """Store the decoding settings of ``config`` (only ``names`` if given)."""
+        values = config.to_dict()
         for name in FIELDS if names is None else names:
-            self.set_value(sampling_key(name), getattr(config, name))
+            self.set_value(sampling_key(name), values[name])
 
     def apply_preset(self, name: str) -> None:
         """Set the decoding settings of preset ``name`` (see :data:`PRESET_FIELDS`)."""
@@ -302,7 +254,8 @@ class Settings(QObject):
     def matching_preset(self) -> str:
         """The preset the current decoding settings equal, or ``""``."""
         for name, preset in PRESETS.items():
-            if all(self._values[sampling_key(f)] == getattr(preset, f) for f in PRESET_FIELDS):
+            values = preset.to_dict()
+            if all(self._values[sampling_key(f)] == values[f] for f in PRESET_FIELDS):
                 return name
         return ""
 

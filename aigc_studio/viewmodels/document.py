@@ -24,7 +24,7 @@ from aigc_studio.services.documents import (
     reformat,
     write_document,
 )
-from aigc_studio.services.settings import Settings
+from aigc_studio.services.settings import AUTOSAVE_DELAY, Settings
 
 __all__ = ["DocumentViewModel"]
 
@@ -67,7 +67,7 @@ class DocumentViewModel(QObject):
         self._counts = (0, 0)
         self._title = self._make_title()
         self.autosave = AutosaveService(store, self._snapshot,
-                                        delay_s=float(settings.value("documents/autosave_s")),
+                                        delay_s=float(settings.get(AUTOSAVE_DELAY)),
                                         parent=self)
         self.autosave.failed.connect(self.autosave_failed)
         self._count_timer = QTimer(self)
@@ -298,5 +298,5 @@ class DocumentViewModel(QObject):
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
-        if key == "documents/autosave_s":
-            self.autosave.delay_s = float(value)  # type: ignore[arg-type]
+        if key == AUTOSAVE_DELAY.key:
+            self.autosave.delay_s = float(self._settings.get(AUTOSAVE_DELAY))

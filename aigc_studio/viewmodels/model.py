@@ -6,8 +6,16 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from aigc_studio.core.sampling import PRESETS
 from aigc_studio.services.completion_service import CompletionService
-from aigc_studio.services.models import ModelChoice, ModelInfo, ModelStatus
-from aigc_studio.services.settings import Settings
+from aigc_studio.services.model_host import ModelHost
+from aigc_studio.services.models import ModelChoice, ModelInfo, ModelState, ModelStatus
+from aigc_studio.services.settings import (
+    MODEL_DEVICE,
+    MODEL_NAME,
+    MODEL_SETTINGS,
+    MODEL_SPIN,
+    MODEL_THREADS,
+    Settings,
+)
 
 __all__ = ["ModelViewModel", "SamplingViewModel"]
 
@@ -17,8 +25,9 @@ RELOAD_DELAY_MS = 400  # coalesce a burst of model/device/thread changes into on
 class ModelViewModel(QObject):
     """What the status bar and the sampling panel show about the model.
 
-    Loads the model chosen in the settings, in the background, and again (once) after the model,
-    device or thread settings change.
+    Loads the model chosen in the settings through ``host``, in the background, and again (once)
+    after the model, device or thread settings change. ``completion`` reports how long suggestions
+    take.
     """
 
     status_changed = Signal(object)
@@ -36,29 +45,34 @@ class ModelViewModel(QObject):
     gpu_changed = Signal(bool, str)
     """Whether a GPU can be used is known: carries the answer and, if not, why."""
 
-    def __init__(self, service: CompletionService, settings: Settings,
+    def __init__(self, host: ModelHost, completion: CompletionService, settings: Settings,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._service = service
+        self._host = host
         self._settings = settings
-        self._status = service.status
-        self._models: list[ModelInfo] = service.models
+        self._status = host.status
+        self._models: list[ModelInfo] = host.models
         self._latency_s: float | None = None
         self._summary = self._describe(self._status)
         self._reload_timer = QTimer(self)
         self._reload_timer.setSingleShot(True)
         self._reload_timer.setInterval(RELOAD_DELAY_MS)
         self._reload_timer.timeout.connect(self.load)
-        service.status_changed.connect(self._on_status_changed)
-        service.models_changed.connect(self._on_models_changed)
-        service.latency_measured.connect(self._on_latency)
-        service.gpu_changed.connect(self.gpu_changed)
+        host.status_changed.connect(self._on_status_changed)
+        host.models_changed.connect(self._on_models_changed)
+        host.gpu_changed.connect(self.gpu_changed)
+        completion.latency_measured.connect(self._on_latency)
         settings.changed.connect(self._on_setting_changed)
 
     @property
     def status(self) -> ModelStatus:
         """The model's loading state."""
         return self._status
+
+    @property
+    def ready(self) -> bool:
+        """Whether a model is loaded."""
+        return self._status.state is ModelState.READY
 
     @property
     def summary(self) -> str:
@@ -73,7 +87,7 @@ class ModelViewModel(QObject):
     @property
     def gpu(self) -> tuple[bool, str] | None:
         """(usable, why not) for the GPU, or None before it was checked."""
-        return self._service.gpu
+        return self._host.gpu
 
     @property
     def latency_s(self) -> float | None:
@@ -83,15 +97,15 @@ class ModelViewModel(QObject):
     @property
     def choice(self) -> ModelChoice:
         """The model, device and threads chosen in the settings."""
-        return ModelChoice(name=str(self._settings.value("model/name")),
-                           device=str(self._settings.value("model/device")),
-                           threads=int(self._settings.value("model/threads")),
-                           spin=bool(self._settings.value("model/spin")))
+        return ModelChoice(name=self._settings.get(MODEL_NAME),
+                           device=self._settings.get(MODEL_DEVICE),
+                           threads=self._settings.get(MODEL_THREADS),
+                           spin=self._settings.get(MODEL_SPIN))
 
     def load(self) -> None:
         """Load the chosen model in the background."""
         self._reload_timer.stop()
-        self._service.load_model(self.choice)
+        self._host.load(self.choice)
 
     def shutdown(self) -> None:
         """Stop the pending reload."""
@@ -100,11 +114,11 @@ class ModelViewModel(QObject):
     @staticmethod
     def _describe(status: ModelStatus) -> str:
         name = status.name or "the model"
-        if status.state == "loading":
+        if status.state is ModelState.LOADING:
             return f"Loading {name}\u2026"
-        if status.state == "ready":
+        if status.state is ModelState.READY:
             return f"{name} \u00b7 {status.device or 'CPU'}"
-        if status.state == "failed":
+        if status.state is ModelState.FAILED:
             return f"{status.name or 'Model'}: failed to load"
         return "No model"
 
@@ -132,7 +146,7 @@ class ModelViewModel(QObject):
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
-        if key in ("model/name", "model/device", "model/threads", "model/spin"):
+        if key in {setting.key for setting in MODEL_SETTINGS}:
             self._reload_timer.start()
 
 

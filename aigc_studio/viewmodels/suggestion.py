@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -24,62 +23,33 @@ from aigc_studio.core.completion import (
     context_start,
     next_word,
     suggestion_site,
-    trim_context_start,
     top_up,
+    trim_context_start,
     type_through,
     wants_top_up,
 )
 from aigc_studio.core.sampling import PRESETS, SamplingConfig
 from aigc_studio.services.completion_service import CompletionService, Suggestion
-from aigc_studio.services.settings import Settings
+from aigc_studio.services.model_host import ModelHost
+from aigc_studio.services.models import ModelState, ModelStatus
+from aigc_studio.services.settings import (
+    CONTEXT_CHARS,
+    CONTINUE_STOP,
+    CONTINUE_STYLE,
+    CONTINUE_TOKENS,
+    DEBOUNCE_DELAY,
+    INLINE_SUGGESTIONS,
+    LONG_WORDS,
+    MAX_WORDS,
+    Settings,
+)
+from aigc_studio.viewmodels.text_source import StringSource, TextSource, utf16_len
 
-__all__ = ["StringSource", "SuggestionViewModel", "TextSource", "utf16_len"]
+__all__ = ["StringSource", "SuggestionViewModel", "TextSource", "utf16_len"]  # the sources: re-exported
 
 log = logging.getLogger(__name__)
 
 ALTERNATIVES = 4  # how many suggestions Alt+] asks for when only one is known
-
-
-def utf16_len(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units (how QTextDocument counts positions)."""
-    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
-
-
-class TextSource(Protocol):
-    """What the view-model reads from the editor."""
-
-    def cursor_position(self) -> int:
-        """The cursor's position."""
-
-    def has_selection(self) -> bool:
-        """Whether text is selected."""
-
-    def text_range(self, start: int, end: int) -> str:
-        """The text between two positions (line breaks as ``"\\n"``)."""
-
-    def block_tail(self, position: int) -> str:
-        """The rest of the paragraph after ``position``."""
-
-
-class StringSource:
-    """A :class:`TextSource` over a Python string (for tests and tools); positions are indices."""
-
-    def __init__(self, text: str = "", cursor: int | None = None) -> None:
-        self.text = text
-        self.cursor = len(text) if cursor is None else cursor
-        self.selection = False
-
-    def cursor_position(self) -> int:
-        return self.cursor
-
-    def has_selection(self) -> bool:
-        return self.selection
-
-    def text_range(self, start: int, end: int) -> str:
-        return self.text[start:end]
-
-    def block_tail(self, position: int) -> str:
-        return self.text[position:].split("\n", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -113,10 +83,11 @@ class SuggestionViewModel(QObject):
     error = Signal(str)
     """A suggestion failed: carries the message (shown in the status bar)."""
 
-    def __init__(self, service: CompletionService, settings: Settings,
+    def __init__(self, service: CompletionService, host: ModelHost, settings: Settings,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._service = service
+        self._host = host
         self._settings = settings
         self._source: TextSource | None = None
         self._alternatives: tuple[str, ...] = ()
@@ -130,8 +101,8 @@ class SuggestionViewModel(QObject):
         service.continue_piece.connect(self._on_continue_piece)
         service.continue_finished.connect(self._on_continue_finished)
         settings.changed.connect(self._on_setting_changed)
-        service.status_changed.connect(self._on_status_changed)
-        service.debounce_ms = settings.value("completion/debounce_ms")
+        host.status_changed.connect(self._on_model_status_changed)
+        service.debounce_ms = settings.get(DEBOUNCE_DELAY)
 
     def attach(self, source: TextSource | None) -> None:
         """Read the document through ``source`` (the editor)."""
@@ -143,7 +114,7 @@ class SuggestionViewModel(QObject):
     @property
     def enabled(self) -> bool:
         """Whether inline suggestions are on (the "completion/enabled" setting)."""
-        return bool(self._settings.value("completion/enabled"))
+        return self._settings.get(INLINE_SUGGESTIONS)
 
     @property
     def alternatives(self) -> tuple[str, ...]:
@@ -193,14 +164,14 @@ class SuggestionViewModel(QObject):
         self.changed.emit()
 
     def _policy(self) -> CompletionPolicy:
-        chars = int(self._settings.value("completion/context_chars"))
-        context_length = self._service.status.context_length
+        chars = self._settings.get(CONTEXT_CHARS)
+        context_length = self._host.status.context_length
         if context_length:
             budget = context_length - self._settings.sampling_config().max_new_tokens - 8
             chars = min(chars, max(256, budget * 3))  # about three characters per token or more
         return CompletionPolicy(context_chars=max(chars, 256), context_block=256,
-                                max_words=int(self._settings.value("completion/max_words")),
-                                long_words=int(self._settings.value("completion/long_words")))
+                                max_words=self._settings.get(MAX_WORDS),
+                                long_words=self._settings.get(LONG_WORDS))
 
     def _context(self, position: int, policy: CompletionPolicy) -> str:
         assert self._source is not None
@@ -253,7 +224,7 @@ class SuggestionViewModel(QObject):
         the next ones: only where a suggestion could appear, with suggestions on and a model ready."""
         source = self._source
         if (source is None or self._suspended or not self.enabled or source.has_selection()
-                or self._service.status.state != "ready"):
+                or not self._host.ready):
             return
         position = source.cursor_position()
         context = self._context(position, self._policy())
@@ -320,7 +291,7 @@ class SuggestionViewModel(QObject):
 
     def _schedule(self, kind: str, *, immediate: bool = False) -> None:
         source = self._source
-        if source is None or self._service.status.state != "ready":
+        if source is None or not self._host.ready:
             return
         if source.has_selection():
             self.dismiss()
@@ -373,8 +344,8 @@ class SuggestionViewModel(QObject):
         self._show(alternatives, index, pending.position)
 
     @Slot(object)
-    def _on_status_changed(self, status: object) -> None:
-        if getattr(status, "state", "") == "ready" and not self.visible and self._pending is None:
+    def _on_model_status_changed(self, status: ModelStatus) -> None:
+        if status.state is ModelState.READY and not self.visible and self._pending is None:
             self.prime()  # a model loaded after the document: read the text at the cursor now
 
     @Slot(int, str)
@@ -385,9 +356,9 @@ class SuggestionViewModel(QObject):
 
     @Slot(str, object)
     def _on_setting_changed(self, key: str, value: object) -> None:
-        if key == "completion/debounce_ms":
-            self._service.debounce_ms = int(value)  # type: ignore[call-overload]
-        elif key == "completion/enabled" and not value:
+        if key == DEBOUNCE_DELAY.key:
+            self._service.debounce_ms = self._settings.get(DEBOUNCE_DELAY)
+        elif key == INLINE_SUGGESTIONS.key and not value:
             self.dismiss()
 
     # -- continue ---------------------------------------------------------------------------------
@@ -395,7 +366,7 @@ class SuggestionViewModel(QObject):
     def start_continue(self) -> bool:
         """Ctrl+Enter: stream a longer passage at the cursor; False if it cannot start now."""
         source = self._source
-        if source is None or self.continuing or self._service.status.state != "ready":
+        if source is None or self.continuing or not self._host.ready:
             return False
         self.dismiss()
         position = source.cursor_position()
@@ -409,10 +380,10 @@ class SuggestionViewModel(QObject):
         preset by default, since greedy decoding loops over a long passage) or the Sampling panel's,
         with the panel's seed, Continue's length and stop, and one sequence streamed token by token."""
         panel = self._config()
-        style = str(self._settings.value("continue/style"))
+        style = self._settings.get(CONTINUE_STYLE)
         config = PRESETS[style].with_(seed=panel.seed) if style in PRESETS else panel
-        config = config.with_(max_new_tokens=int(self._settings.value("continue/max_new_tokens")),
-                              stop=str(self._settings.value("continue/stop")), num_return=1)
+        config = config.with_(max_new_tokens=self._settings.get(CONTINUE_TOKENS),
+                              stop=self._settings.get(CONTINUE_STOP), num_return=1)
         if config.is_beam:
             config = config.with_(strategy="greedy")  # streaming is token by token
         return config

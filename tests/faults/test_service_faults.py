@@ -13,7 +13,7 @@ def test_superseded_requests_leave_no_bookkeeping(qtbot, make_service: MakeServi
     """Finding 10: `CompletionService._sent_at` grew by one entry per superseded request (a writer's
     day of typing is tens of thousands). After 300 requests sent and superseded, no container the
     service holds has more than a couple of entries, and the latest request's latency is measured."""
-    service, _ = make_service()
+    service, _, _host = make_service()
     latencies = Recorder()
     service.latency_measured.connect(latencies)
     for i in range(300):

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
+from aigc_studio.app import build_window
 from aigc_studio.gui.main_window import MainWindow
 from aigc_studio.services.completion_service import CompletionService
 from aigc_studio.services.documents import RecoveryStore
+from aigc_studio.services.model_host import ModelHost
+from aigc_studio.services.models import ModelState
 from aigc_studio.services.settings import Settings
 from tests.services.fakes import FakeBackend, FakeGenerator
 
@@ -64,9 +67,16 @@ def dialogs(monkeypatch: pytest.MonkeyPatch) -> Dialogs:
 class App:
     window: MainWindow
     settings: Settings
-    service: CompletionService
     backend: FakeBackend
     store: RecoveryStore
+
+    @property
+    def service(self) -> CompletionService:
+        return self.window.completion
+
+    @property
+    def host(self) -> ModelHost:
+        return self.window.host
 
     @property
     def generator(self) -> FakeGenerator:
@@ -85,21 +95,21 @@ def make_app(qtbot, tmp_path: Path) -> Iterator[MakeApp]:
         settings = Settings(tmp_path / f"{name}.ini")
         settings.set_value("completion/debounce_ms", debounce_ms)
         backend = backend or FakeBackend(generator)
-        service = CompletionService(backend, debounce_ms=debounce_ms)
         store = RecoveryStore(tmp_path / "recovery")
-        window = MainWindow(settings, service, store)
+        window = build_window(settings, backend, store)
         windows.append(window)
         qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
-        service.start()
+        window.host.start()
         if load:
-            with qtbot.waitSignal(service.status_changed, timeout=5000,
-                                  check_params_cb=lambda s: s.state in ("ready", "failed")):
+            with qtbot.waitSignal(window.host.status_changed, timeout=5000,
+                                  check_params_cb=lambda s: s.state in (ModelState.READY,
+                                                                        ModelState.FAILED)):
                 window.model.load()
         window.activateWindow()
         window.editor.setFocus()
-        return App(window, settings, service, backend, store)
+        return App(window, settings, backend, store)
 
     yield make
     for window in windows:

@@ -17,8 +17,7 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from aigc_studio.gui.main_window import MainWindow  # noqa: E402
-from aigc_studio.services.completion_service import CompletionService  # noqa: E402
+from aigc_studio.app import build_window  # noqa: E402
 from aigc_studio.services.documents import RecoveryStore  # noqa: E402
 from aigc_studio.services.settings import Settings  # noqa: E402
 from tests.services.fakes import FakeBackend  # noqa: E402
@@ -34,14 +33,14 @@ def main() -> int:
     app = QApplication([])
     settings = Settings(work / "settings.ini")
     settings.set_value("documents/autosave_s", 1)
-    service = CompletionService(FakeBackend(), debounce_ms=50)
-    window = MainWindow(settings, service, RecoveryStore(work / "recovery"))
+    settings.set_value("completion/debounce_ms", 50)
+    window = build_window(settings, FakeBackend(), RecoveryStore(work / "recovery"))
     window.document.autosave.max_wait_s = 0.4
     window.document.autosave.saved.connect(
         lambda _path: print(f"autosaved {len(window.editor.toPlainText())}", flush=True))
     window.open_file(work / "novel.txt")
     window.show()
-    service.start()
+    window.host.start()
     window.model.load()
     text = words()
     state = {"at": 0, "words": 0}

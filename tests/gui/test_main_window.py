@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDoubleSpinBox, QMessageBox
 
 from aigc_studio.gui.dialogs import RecoveryDialog
 from aigc_studio.services.documents import RecoverySnapshot, RecoveryStore
+from aigc_studio.services.models import ModelState
 from aigc_studio.services.settings import Settings
 from tests.services.fakes import FakeBackend, FakeGenerator
 
@@ -112,7 +113,7 @@ def test_close_with_unsaved_changes_asks(qtbot, make_app: MakeApp, dialogs: Dial
     assert "Save the changes to Untitled" in dialogs.texts("question")[0]
     dialogs.question = QMessageBox.StandardButton.Discard
     assert window.close()
-    assert not window.service.running
+    assert not window.host.running
 
 
 def test_find_and_replace(qtbot, make_app: MakeApp) -> None:
@@ -197,7 +198,7 @@ def test_a_failed_model_leaves_a_working_editor(qtbot, make_app: MakeApp,
     backend = FakeBackend(error=ValueError("model.onnx: sha256 does not match the manifest"))
     app = make_app(backend=backend)
     window = app.window
-    assert window.model.status.state == "failed"
+    assert window.model.status.state is ModelState.FAILED
     assert "sha256 does not match" in window.statusBar().currentMessage()
     assert window.model_button.text().endswith("failed to load")
     with qtbot.assertNotEmitted(app.service.request_sent, wait=150):
@@ -219,8 +220,8 @@ def test_corrupt_model_package_with_the_real_runtime(qtbot, make_app: MakeApp,
     (package / "manifest.json").write_text("{ this is not json")
     app = make_app(backend=RuntimeBackend([tmp_path / "models"]), load=False)  # type: ignore[arg-type]
     app.settings.set_value("model/name", "broken-lm")
-    with qtbot.waitSignal(app.service.status_changed, timeout=10000,
-                          check_params_cb=lambda s: s.state == "failed"):
+    with qtbot.waitSignal(app.host.status_changed, timeout=10000,
+                          check_params_cb=lambda s: s.state is ModelState.FAILED):
         app.window.model.load()
     assert app.window.model.status.error
     qtbot.keyClicks(app.window.editor, "works")
@@ -315,7 +316,7 @@ def test_preferences_are_built_from_the_declarations(qtbot, make_app: MakeApp,
 
     app = make_app()
     app.window.show_preferences()
-    dialog = app.window._preferences
+    dialog = app.window.preferences_dialog
     assert dialog is not None and dialog.isVisible()
     expected = [k for k, o in OPTIONS.items()
                 if o.group in ("completion", "continue", "editor", "documents")]
@@ -335,7 +336,7 @@ def test_recent_files_menu(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text(name)
         assert app.window.open_file(tmp_path / name)
-    app.window._fill_recent_menu()
+    app.window.fill_recent_menu()
     actions = [a for a in app.window.recent_menu.actions() if a.text().endswith(".txt")]
     assert [a.text() for a in actions] == ["b.txt", "a.txt"]
     actions[1].trigger()
@@ -352,11 +353,12 @@ def test_losing_focus_writes_the_recovery_copy(qtbot, make_app: MakeApp) -> None
 
 
 def test_models_are_listed_in_the_panel(qtbot, make_app: MakeApp) -> None:
-    panel = make_app().window.sampling_panel
+    app = make_app()
+    panel = app.window.sampling_panel
     qtbot.waitUntil(lambda: panel.model_combo.count() == 3, timeout=3000)
     assert [panel.model_combo.itemData(i) for i in range(3)] == ["", "fake-lm", "fake-lm-large"]
     panel.model_combo.setCurrentIndex(2)
-    assert panel._settings.value("model/name") == "fake-lm-large"
+    assert app.settings.value("model/name") == "fake-lm-large"
 
 
 def test_quitting_without_closing_keeps_unsaved_text(qtbot, make_app: MakeApp,
@@ -494,13 +496,12 @@ def test_recovery_off_is_said_once_and_the_editor_works(qtbot, tmp_path: Path,
                                                         dialogs: Dialogs) -> None:
     from PySide6.QtWidgets import QLabel
 
-    from aigc_studio.gui.main_window import MainWindow
-    from aigc_studio.services.completion_service import CompletionService
+    from aigc_studio.app import build_window
 
     blocker = tmp_path / "blocker"
     blocker.write_text("")  # the data folder cannot be created under a file
-    window = MainWindow(Settings(tmp_path / "main.ini"), CompletionService(FakeBackend()),
-                        RecoveryStore(blocker / "recovery"))
+    window = build_window(Settings(tmp_path / "main.ini"), FakeBackend(),
+                          RecoveryStore(blocker / "recovery"))
     qtbot.addWidget(window)
     try:
         assert not window.offer_recovery()

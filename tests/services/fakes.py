@@ -1,8 +1,9 @@
 """A scripted stand-in for the runtime's TextGenerator and its model registry.
 
 The fake yields words of a script (optionally slowly, to act like a busy model), checks ``cancel``
-before every step like the real generator, and records what it was asked. Used by the service,
-view-model and GUI tests.
+before every step like the real generator, and records what it was asked. It implements the whole
+:class:`~aigc_studio.services.models.GeneratorLike` protocol. Used by the service, view-model and
+GUI tests.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aigc_studio.core.cancel import Cancel
 from aigc_studio.services.models import ModelChoice, ModelInfo
+
+if TYPE_CHECKING:
+    from aigc_studio.services.models import GeneratorLike
 
 Script = Callable[[str], str]
 
@@ -54,6 +59,8 @@ class Call:
     steps: int = 0            # model steps taken
     cancelled_at: int | None = None   # the step at which cancel was seen
     done: bool = False
+    method: str = "stream"    # which of stream, complete and branches was called
+    n: int = 1                # how many results were asked for
 
 
 class FakeGenerator:
@@ -81,17 +88,18 @@ class FakeGenerator:
         self.last_stats = FakeStats()
         self.thread: threading.Thread | None = None
         self.in_step = False  # inside a (delayed) model step right now
+        self.terminated = 0   # how many times terminate() was called
         self._lock = threading.Lock()
 
     # The real generator is not thread-safe; the fake notes which thread uses it.
-    def _enter(self, prompt: str, config: Any) -> Call:
+    def _enter(self, prompt: str, config: Any, method: str = "stream", n: int = 1) -> Call:
         self.thread = threading.current_thread()
-        call = Call(prompt, config)
+        call = Call(prompt, config, method=method, n=n)
         with self._lock:
             self.calls.append(call)
         return call
 
-    def _step(self, call: Call, cancel: Callable[[], bool] | None) -> bool:
+    def _step(self, call: Call, cancel: Cancel | None) -> bool:
         if not self.ignore_cancel and cancel is not None and cancel():
             call.cancelled_at = call.steps
             return False
@@ -105,10 +113,10 @@ class FakeGenerator:
         return True
 
     def stream(self, prompt: str, config: Any,
-               cancel: Callable[[], bool] | None = None) -> Iterator[str]:
+               cancel: Cancel | None = None) -> Iterator[str]:
         call = self._enter(prompt, config)
         started = time.perf_counter()
-        limit = getattr(config, "max_new_tokens", 32)
+        limit = config.max_new_tokens
         produced = 0
         try:
             for piece in pieces(self.script(prompt))[:limit]:
@@ -125,7 +133,7 @@ class FakeGenerator:
                                         ttft_s=self.last_stats.ttft_s,
                                         total_s=time.perf_counter() - started)
 
-    def prime(self, prompt: str, config: Any, cancel: Callable[[], bool] | None = None) -> int:
+    def prime(self, prompt: str, config: Any, cancel: Cancel | None = None) -> int:
         """Records the prompt in ``primes`` (not in ``calls``: no suggestion is made)."""
         self.thread = threading.current_thread()
         with self._lock:
@@ -135,14 +143,26 @@ class FakeGenerator:
         return len(prompt) // 4
 
     def complete(self, prompt: str, config: Any,
-                 cancel: Callable[[], bool] | None = None) -> list[FakeCompletion]:
-        count = max(1, getattr(config, "num_return", 1))
+                 cancel: Cancel | None = None) -> list[FakeCompletion]:
+        return self._several(prompt, config, max(1, config.num_return), cancel, "complete")
+
+    def branches(self, prompt: str, config: Any, n: int, cancel: Cancel | None = None,
+                 done: Callable[[str], bool] | None = None) -> list[FakeCompletion]:
+        """Like :meth:`complete` with ``n`` results (``done`` is not needed by a script)."""
+        return self._several(prompt, config, max(1, n), cancel, "branches")
+
+    def terminate(self) -> None:
+        """Counts the calls; the fake's steps are short enough to end by themselves."""
+        self.terminated += 1
+
+    def _several(self, prompt: str, config: Any, count: int, cancel: Cancel | None,
+                 method: str) -> list[FakeCompletion]:
         if self.alternatives is not None:
             texts = self.alternatives(prompt, count)
         else:
             base = self.script(prompt)
             texts = [base] + [f" variant {i} of the story goes on" for i in range(1, count)]
-        call = self._enter(prompt, config)
+        call = self._enter(prompt, config, method, count)
         for _ in range(4):
             if not self._step(call, cancel):
                 call.done = True
@@ -184,6 +204,10 @@ class FakeBackend:
             raise self.error
         self.created.set()
         return self.generator
+
+
+def _typed(generator: FakeGenerator) -> GeneratorLike:
+    return generator  # a type checker checks here that the fake implements the whole protocol
 
 
 @dataclass

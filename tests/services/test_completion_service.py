@@ -10,39 +10,43 @@ from PySide6.QtCore import Qt, QTimer
 
 from aigc_studio.core.sampling import SamplingConfig
 from aigc_studio.services.completion_service import CompletionService, Suggestion
-from aigc_studio.services.models import ModelChoice, ModelStatus
+from aigc_studio.services.model_host import ModelHost
+from aigc_studio.services.models import ModelChoice, ModelState, ModelStatus
 
 from .fakes import FakeBackend, FakeGenerator, Recorder
 
 CONFIG = SamplingConfig()
 LONG_TEXT = " ".join(f"word{i}" for i in range(200))
 
-MakeService = Callable[..., tuple[CompletionService, FakeBackend]]
+MakeService = Callable[..., tuple[CompletionService, FakeBackend, ModelHost]]
 
 
 @pytest.fixture
 def make_service(qtbot) -> Iterator[MakeService]:
-    services: list[CompletionService] = []
+    made: list[tuple[CompletionService, ModelHost]] = []
 
     def make(generator: FakeGenerator | None = None, *, backend: FakeBackend | None = None,
-             debounce_ms: int = 40, load: bool = True) -> tuple[CompletionService, FakeBackend]:
+             debounce_ms: int = 40,
+             load: bool = True) -> tuple[CompletionService, FakeBackend, ModelHost]:
         backend = backend or FakeBackend(generator)
-        service = CompletionService(backend, debounce_ms=debounce_ms)
-        services.append(service)
-        service.start()
+        host = ModelHost(backend)
+        service = CompletionService(host, debounce_ms=debounce_ms)
+        made.append((service, host))
+        host.start()
         if load:
-            with qtbot.waitSignal(service.status_changed, timeout=5000,
-                                  check_params_cb=lambda s: s.state != "loading"):
-                service.load_model(ModelChoice("fake-lm"))
-        return service, backend
+            with qtbot.waitSignal(host.status_changed, timeout=5000,
+                                  check_params_cb=lambda s: s.state is not ModelState.LOADING):
+                host.load(ModelChoice("fake-lm"))
+        return service, backend, host
 
     yield make
-    for service in services:
+    for service, host in made:
         service.shutdown()
+        host.shutdown()
 
 
 def test_typing_sends_one_request_after_the_pause(qtbot, make_service: MakeService) -> None:
-    service, backend = make_service(debounce_ms=80)
+    service, backend, _host = make_service(debounce_ms=80)
     sent = Recorder()
     service.request_sent.connect(sent)
     ids = [service.request("The" + " quick"[:i], CONFIG) for i in range(7)]
@@ -55,7 +59,7 @@ def test_typing_sends_one_request_after_the_pause(qtbot, make_service: MakeServi
 
 
 def test_debounce_is_clamped(make_service: MakeService) -> None:
-    service, _ = make_service(load=False)
+    service, _, _host = make_service(load=False)
     service.debounce_ms = 5000
     assert service.debounce_ms == 1000
     service.debounce_ms = -5
@@ -63,7 +67,7 @@ def test_debounce_is_clamped(make_service: MakeService) -> None:
 
 
 def test_suggestion_is_trimmed_and_streamed(qtbot, make_service: MakeService) -> None:
-    service, backend = make_service()
+    service, backend, _host = make_service()
     results = Recorder()
     service.suggestion_ready.connect(results)
     with qtbot.waitSignal(service.suggestion_ready, timeout=5000,
@@ -82,14 +86,14 @@ def test_suggestion_is_trimmed_and_streamed(qtbot, make_service: MakeService) ->
 
 
 def test_stale_results_are_dropped(qtbot, make_service: MakeService) -> None:
-    service, _ = make_service()
+    service, _, _host = make_service()
     computed = threading.Event()
     # Note (in the worker thread) when the first result has been computed and queued for the UI.
     def note(suggestion: Suggestion) -> None:
         if suggestion.final:
             computed.set()
 
-    service._worker.suggestion.connect(note, Qt.ConnectionType.DirectConnection)
+    service.worker.suggestion.connect(note, Qt.ConnectionType.DirectConnection)
     first = service.request("A", CONFIG, immediate=True)
     assert computed.wait(5)  # the result waits in the event queue...
     results = Recorder()
@@ -104,7 +108,7 @@ def test_stale_results_are_dropped(qtbot, make_service: MakeService) -> None:
 
 def test_a_stubborn_model_cannot_deliver_stale_results(qtbot, make_service: MakeService) -> None:
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.01, ignore_cancel=True)
-    service, _ = make_service(generator)
+    service, _, _host = make_service(generator)
     service.request("A", CONFIG, max_words=300, immediate=True)
     qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 2, timeout=5000)
     results = Recorder()
@@ -119,7 +123,7 @@ def test_a_stubborn_model_cannot_deliver_stale_results(qtbot, make_service: Make
 def test_a_new_request_cancels_the_running_one_within_one_token(qtbot,
                                                                  make_service: MakeService) -> None:
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.02)
-    service, _ = make_service(generator)
+    service, _, _host = make_service(generator)
     service.request("A", CONFIG, max_words=300, immediate=True)
     qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 3, timeout=5000)
     steps_when_replaced = generator.calls[0].steps
@@ -133,7 +137,7 @@ def test_a_new_request_cancels_the_running_one_within_one_token(qtbot,
 
 
 def test_errors_are_reported_as_data(qtbot, make_service: MakeService) -> None:
-    service, _ = make_service(FakeGenerator(fail=RuntimeError("the model broke")))
+    service, _, _host = make_service(FakeGenerator(fail=RuntimeError("the model broke")))
     with qtbot.waitSignal(service.request_failed, timeout=5000) as blocker:
         request_id = service.request("The", CONFIG, immediate=True)
     assert blocker.args[0] == request_id
@@ -141,7 +145,7 @@ def test_errors_are_reported_as_data(qtbot, make_service: MakeService) -> None:
 
 
 def test_request_without_a_model_fails_quietly(qtbot, make_service: MakeService) -> None:
-    service, _ = make_service(load=False)
+    service, _, _host = make_service(load=False)
     with qtbot.waitSignal(service.request_failed, timeout=5000) as blocker:
         service.request("The", CONFIG, immediate=True)
     assert "no model" in blocker.args[1]
@@ -149,36 +153,39 @@ def test_request_without_a_model_fails_quietly(qtbot, make_service: MakeService)
 
 def test_model_load_failure_is_a_status(qtbot, make_service: MakeService) -> None:
     backend = FakeBackend(error=ValueError("manifest.json: unknown format version 9"))
-    service, _ = make_service(backend=backend, load=False)
+    _service, _, host = make_service(backend=backend, load=False)
     states = Recorder()
-    service.status_changed.connect(states)
-    with qtbot.waitSignal(service.status_changed, timeout=5000,
-                          check_params_cb=lambda s: s.state == "failed"):
-        service.load_model(ModelChoice("broken"))
-    assert [s.state for s in states.items] == ["loading", "loading", "failed"]
-    status: ModelStatus = service.status
+    host.status_changed.connect(states)
+    with qtbot.waitSignal(host.status_changed, timeout=5000,
+                          check_params_cb=lambda s: s.state is ModelState.FAILED):
+        host.load(ModelChoice("broken"))
+    assert [s.state for s in states.items] == [ModelState.LOADING, ModelState.LOADING,
+                                             ModelState.FAILED]
+    status: ModelStatus = host.status
     assert "unknown format version 9" in status.error
 
 
 def test_models_are_listed_in_the_background(qtbot, make_service: MakeService) -> None:
-    service, _ = make_service(load=False)
-    qtbot.waitUntil(lambda: [m.name for m in service.models] == ["fake-lm", "fake-lm-large"],
+    _service, _, host = make_service(load=False)
+    qtbot.waitUntil(lambda: [m.name for m in host.models] == ["fake-lm", "fake-lm-large"],
                     timeout=5000)
 
 
-def test_alternatives_come_from_beam_search(qtbot, make_service: MakeService) -> None:
-    service, backend = make_service()
+def test_alternatives_come_from_branches(qtbot, make_service: MakeService) -> None:
+    """Alternatives to a greedy suggestion are continuations that start differently (the
+    generator's ``branches``), not beam search's n-best list, which mostly shares its first words."""
+    service, backend, _host = make_service()
     with qtbot.waitSignal(service.suggestion_ready, timeout=5000) as blocker:
         service.request("The", CONFIG, alternatives=3, immediate=True)
     suggestion: Suggestion = blocker.args[0]
     assert len(suggestion.alternatives) == 3
-    config = backend.generator.calls[-1].config
-    assert config.strategy == "beam" and config.num_return == 3
+    call = backend.generator.calls[-1]
+    assert (call.method, call.n) == ("branches", 3)
 
 
 def test_continue_streams_and_stops(qtbot, make_service: MakeService) -> None:
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.01)
-    service, _ = make_service(generator)
+    service, _, _host = make_service(generator)
     pieces = Recorder()
     service.continue_piece.connect(pieces)
     request_id = service.start_continue("Once upon a time ", CONFIG.with_(max_new_tokens=500))
@@ -193,7 +200,7 @@ def test_continue_streams_and_stops(qtbot, make_service: MakeService) -> None:
 
 
 def test_continue_finishes_by_itself(qtbot, make_service: MakeService) -> None:
-    service, _ = make_service(FakeGenerator(lambda prompt: " and they lived happily."))
+    service, _, _host = make_service(FakeGenerator(lambda prompt: " and they lived happily."))
     text = []
     service.continue_piece.connect(lambda _id, piece: text.append(piece))
     with qtbot.waitSignal(service.continue_finished, timeout=5000) as blocker:
@@ -205,7 +212,7 @@ def test_continue_finishes_by_itself(qtbot, make_service: MakeService) -> None:
 def test_ui_thread_keeps_ticking_while_the_model_works(qtbot, make_service: MakeService) -> None:
     """The model runs on the worker thread: the UI thread's timer fires while a model step is under way."""
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.005)
-    service, _ = make_service(generator)
+    service, _, _host = make_service(generator)
     ticks: list[bool] = []  # per timer tick: was the model inside a step?
     timer = QTimer()
     timer.setInterval(10)
@@ -227,17 +234,18 @@ def test_ui_thread_keeps_ticking_while_the_model_works(qtbot, make_service: Make
 
 def test_shutdown_stops_a_busy_worker(qtbot, make_service: MakeService) -> None:
     generator = FakeGenerator(lambda prompt: LONG_TEXT, delay_s=0.02)
-    service, _ = make_service(generator)
+    service, _, host = make_service(generator)
     service.start_continue("Go", CONFIG.with_(max_new_tokens=500))
     qtbot.waitUntil(lambda: bool(generator.calls) and generator.calls[0].steps >= 1, timeout=5000)
     service.shutdown()
-    assert not service.running
+    host.shutdown()
+    assert not host.running
     call = generator.calls[0]
     assert call.done and call.cancelled_at is not None and call.steps < 500  # stopped, not run out
 
 
 def test_priming_reads_the_context_after_the_cursor_rests(qtbot, make_service: MakeService) -> None:
-    service, backend = make_service()
+    service, backend, _host = make_service()
     primed = Recorder()
     service.primed.connect(primed)
     first = service.prime("It was a dark", CONFIG)
@@ -251,10 +259,10 @@ def test_priming_reads_the_context_after_the_cursor_rests(qtbot, make_service: M
 
 
 def test_a_keystroke_replaces_a_pending_priming(qtbot, make_service: MakeService) -> None:
-    service, backend = make_service()
+    service, backend, _host = make_service()
     service.prime("It was a dark", CONFIG)
     service.request("It was a dark ", CONFIG)
-    assert not service._prime_timer.isActive()  # the priming will not be sent
+    assert not service.priming_pending  # the priming will not be sent
     with qtbot.waitSignal(service.suggestion_ready, timeout=5000, check_params_cb=lambda s: s.final):
         pass
     assert backend.generator.primes == []

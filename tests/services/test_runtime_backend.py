@@ -3,39 +3,48 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aigc_studio.core.sampling import SamplingConfig
 from aigc_studio.services.completion_service import CompletionService, Suggestion
-from aigc_studio.services.models import ModelChoice, RuntimeBackend
+from aigc_studio.services.model_host import ModelHost
+from aigc_studio.services.models import ModelChoice, ModelState, RuntimeBackend
 
 
 @pytest.fixture
-def service(qtbot, tiny_text_package: Path):
-    service = CompletionService(RuntimeBackend([tiny_text_package.parent]), debounce_ms=0)
-    service.start()
+def host(qtbot, tiny_text_package: Path) -> Iterator[ModelHost]:
+    host = ModelHost(RuntimeBackend([tiny_text_package.parent]))
+    host.start()
+    yield host
+    host.shutdown()
+
+
+@pytest.fixture
+def service(host: ModelHost) -> Iterator[CompletionService]:
+    service = CompletionService(host, debounce_ms=0)
     yield service
     service.shutdown()
 
 
-def test_lists_and_loads_the_package(qtbot, service: CompletionService,
+def test_lists_and_loads_the_package(qtbot, service: CompletionService, host: ModelHost,
                                      tiny_text_package: Path) -> None:
-    qtbot.waitUntil(lambda: bool(service.models), timeout=10000)
-    assert [m.name for m in service.models] == [tiny_text_package.name]
-    with qtbot.waitSignal(service.status_changed, timeout=30000,
-                          check_params_cb=lambda s: s.state != "loading"):
-        service.load_model(ModelChoice("", "cpu", 1))
-    assert service.status.state == "ready", service.status.error
-    assert service.status.provider == "CPUExecutionProvider"
-    assert service.gpu is not None
+    qtbot.waitUntil(lambda: bool(host.models), timeout=10000)
+    assert [m.name for m in host.models] == [tiny_text_package.name]
+    with qtbot.waitSignal(host.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state is not ModelState.LOADING):
+        host.load(ModelChoice("", "cpu", 1))
+    assert host.status.state is ModelState.READY, host.status.error
+    assert host.status.provider == "CPUExecutionProvider"
+    assert host.gpu is not None
 
 
-def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService) -> None:
-    with qtbot.waitSignal(service.status_changed, timeout=30000,
-                          check_params_cb=lambda s: s.state != "loading"):
-        service.load_model(ModelChoice("", "cpu", 1))
+def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService, host: ModelHost) -> None:
+    with qtbot.waitSignal(host.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state is not ModelState.LOADING):
+        host.load(ModelChoice("", "cpu", 1))
     config = SamplingConfig(max_new_tokens=12)
     def ask(context: str) -> Suggestion:
         with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
@@ -53,11 +62,11 @@ def test_suggestions_reuse_the_kv_cache(qtbot, service: CompletionService) -> No
     assert third.stats.reused_tokens == third.stats.prompt_tokens > second.stats.prompt_tokens
 
 
-def test_alternatives_start_differently(qtbot, service: CompletionService) -> None:
+def test_alternatives_start_differently(qtbot, service: CompletionService, host: ModelHost) -> None:
     """Alt+] with greedy settings: suggestions that differ in what they show, greedy's first."""
-    with qtbot.waitSignal(service.status_changed, timeout=30000,
-                          check_params_cb=lambda s: s.state != "loading"):
-        service.load_model(ModelChoice("", "cpu", 1))
+    with qtbot.waitSignal(host.status_changed, timeout=30000,
+                          check_params_cb=lambda s: s.state is not ModelState.LOADING):
+        host.load(ModelChoice("", "cpu", 1))
     config = SamplingConfig(max_new_tokens=12)
     context = "A stitch in time saves nine. The quick brown "
     with qtbot.waitSignal(service.suggestion_ready, timeout=30000,
@@ -79,12 +88,12 @@ def test_a_corrupt_package_fails_with_its_reason(qtbot, tiny_text_package: Path,
     shutil.copytree(tiny_text_package, broken)
     graph = next(broken.glob("*.onnx"))
     graph.write_bytes(graph.read_bytes()[:100])
-    service = CompletionService(RuntimeBackend([broken.parent]))
-    service.start()
+    host = ModelHost(RuntimeBackend([broken.parent]))
+    host.start()
     try:
-        with qtbot.waitSignal(service.status_changed, timeout=30000,
-                              check_params_cb=lambda s: s.state == "failed"):
-            service.load_model(ModelChoice(tiny_text_package.name))
-        assert graph.name in service.status.error or "sha256" in service.status.error
+        with qtbot.waitSignal(host.status_changed, timeout=30000,
+                              check_params_cb=lambda s: s.state is ModelState.FAILED):
+            host.load(ModelChoice(tiny_text_package.name))
+        assert graph.name in host.status.error or "sha256" in host.status.error
     finally:
-        service.shutdown()
+        host.shutdown()

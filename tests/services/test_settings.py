@@ -62,7 +62,7 @@ def test_no_signal_without_a_change(tmp_path: Path, qtbot) -> None:
 
 def test_bad_values_are_refused(tmp_path: Path) -> None:
     settings = Settings(tmp_path / "settings.ini")
-    with pytest.raises(ValueError, match="at most 1000"):
+    with pytest.raises(ValueError, match="is too large: expected int from 0 to 1000"):
         settings.set_value("completion/debounce_ms", 5000)
     with pytest.raises(ValueError, match="one of"):
         settings.set_value("model/device", "tpu")
@@ -84,7 +84,7 @@ def test_bad_stored_values_fall_back_with_a_log_line(tmp_path: Path,
     assert settings.value("sampling/strategy") == "beam"  # the good value is kept
     assert settings.recent_files() == []
     text = caplog.text
-    assert "completion/debounce_ms=99999 must be at most 1000" in text
+    assert "completion/debounce_ms=99999 is too large: expected int from 0 to 1000" in text
     assert "sampling/temperature='hot' is not a number" in text
 
 

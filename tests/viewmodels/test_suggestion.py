@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication
 
 from aigc_studio.services.completion_service import CompletionService
+from aigc_studio.services.model_host import ModelHost
 from aigc_studio.services.settings import Settings
 from aigc_studio.viewmodels.suggestion import StringSource, SuggestionViewModel
 from tests.services.fakes import FakeGenerator, Recorder
@@ -22,9 +23,9 @@ def source() -> StringSource:
 
 
 @pytest.fixture
-def model(service: CompletionService, settings: Settings,
+def model(service: CompletionService, host: ModelHost, settings: Settings,
           source: StringSource) -> Iterator[SuggestionViewModel]:
-    model = SuggestionViewModel(service, settings)
+    model = SuggestionViewModel(service, host, settings)
     model.attach(source)
     yield model
     model.dismiss()
@@ -200,7 +201,7 @@ def test_cycling_asks_for_alternatives_then_cycles(qtbot, model, source, generat
     qtbot.waitUntil(lambda: len(model.alternatives) > 1 and not model.waiting, timeout=5000)
     assert model.alternatives[0] == first
     assert model.index == 1 and model.ghost == " variant 1"  # not ending on "of the"
-    assert generator.calls[-1].config.strategy == "beam"
+    assert (generator.calls[-1].method, generator.calls[-1].n) == ("branches", 4)
     model.cycle(-1)
     assert model.ghost == first
     model.cycle(-1)
@@ -227,19 +228,19 @@ def test_the_prompt_prefix_stays_the_same_while_typing(qtbot, model, source, gen
     assert prompts[1].startswith(prompts[0]) and prompts[2].startswith(prompts[1])
 
 
-def test_errors_become_a_message(qtbot, service, settings, source) -> None:
-    model = SuggestionViewModel(service, settings)
+def test_errors_become_a_message(qtbot, service, host, settings, source, use_generator) -> None:
+    model = SuggestionViewModel(service, host, settings)
     model.attach(source)
-    service._worker._generator = FakeGenerator(fail=RuntimeError("onnx went away"))
+    use_generator(FakeGenerator(fail=RuntimeError("onnx went away")))
     with qtbot.waitSignal(model.error, timeout=5000) as blocker:
         type_keys(model, source, "The")
     assert "onnx went away" in blocker.args[0]
 
 
-def test_continue_streams_and_stops(qtbot, service, settings, source) -> None:
+def test_continue_streams_and_stops(qtbot, service, host, settings, source, use_generator) -> None:
     slow = FakeGenerator(lambda prompt: " ".join(f"w{i}" for i in range(300)), delay_s=0.01)
-    service._worker._generator = slow
-    model = SuggestionViewModel(service, settings)
+    use_generator(slow)
+    model = SuggestionViewModel(service, host, settings)
     model.attach(source)
     source.text, source.cursor = "Once upon a time", 16
     pieces = Recorder()
@@ -256,11 +257,12 @@ def test_continue_streams_and_stops(qtbot, service, settings, source) -> None:
 
 
 def test_a_cursor_at_rest_in_a_new_place_primes_the_model(qtbot, model: SuggestionViewModel,
+                                                           service: CompletionService,
                                                            source: StringSource,
                                                            generator: FakeGenerator) -> None:
     source.text = "The fox ran.\n\nIt was a dark night and"
     source.cursor = len(source.text)
-    with qtbot.waitSignal(model._service.primed, timeout=5000):
+    with qtbot.waitSignal(service.primed, timeout=5000):
         model.on_cursor_moved(source.cursor)  # e.g. a click at the end of the text
     assert generator.primes == [source.text]
     assert generator.calls == []  # nothing is suggested until the writer types
@@ -272,12 +274,13 @@ def test_a_cursor_at_rest_in_a_new_place_primes_the_model(qtbot, model: Suggesti
     assert generator.primes == [source.text[:-2]]
 
 
-def test_continue_samples_by_default_and_can_follow_the_panel(qtbot, service, settings, source) -> None:
+def test_continue_samples_by_default_and_can_follow_the_panel(qtbot, service, host, settings, source,
+                                                              use_generator) -> None:
     """Greedy decoding (the panel's default, right for a few words) loops over a long passage, so
     Continue uses the Balanced preset unless the settings say otherwise; the panel's seed carries over."""
     generator = FakeGenerator(lambda prompt: "and so on.")
-    service._worker._generator = generator
-    model = SuggestionViewModel(service, settings)
+    use_generator(generator)
+    model = SuggestionViewModel(service, host, settings)
     model.attach(source)
     source.text, source.cursor = "Once upon a time", 16
     settings.set_value("sampling/seed", 7)
