@@ -331,7 +331,8 @@ def _eval_keystrokes(args: argparse.Namespace) -> int:
 
     def suggest_one(context: str) -> list[str]:
         raw, settled = "", False
-        for piece in gen.stream(context, config, lambda: settled):  # stop once the cut is final
+        # Late binding on purpose: the stream's cancel check reads `settled` as the loop updates it.
+        for piece in gen.stream(context, config, lambda: settled):  # noqa: B023  (stop once the cut is final)
             raw += piece
             settled = is_settled(raw, context, words)
         return [raw]

@@ -55,7 +55,8 @@ def build(variant: str, layers: int, heads: int, kv_heads: int, head_dim: int, c
                    helper.make_tensor_value_info("total", TP.INT32, [])]
         # the next layer's packed q|k|v: this layer's output (H*D) repeated, cut to (H + 2*Hkv)*D values
         repeats = -(-(H + 2 * Hkv) // H)
-        inits += [helper.make_tensor("lo", TP.INT64, [1], [0]), helper.make_tensor("hi", TP.INT64, [1], [(H + 2 * Hkv) * D]),
+        inits += [helper.make_tensor("lo", TP.INT64, [1], [0]),
+                  helper.make_tensor("hi", TP.INT64, [1], [(H + 2 * Hkv) * D]),
                   helper.make_tensor("ax", TP.INT64, [1], [2])]
         if cache_t == TP.INT8:
             inits += [helper.make_tensor(n, f32, [1, Hkv, 1, D], np.full(Hkv * D, 0.05, np.float32).tolist())
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                         times[v].append(cell.run())
                 for v in VARIANTS:
                     rows.append((name, threads, v, past, float(np.median(times[v]))))
-    print(f"\n{'shape':8} {'thr':>3}  {'variant':12} {'past':>6} {'ms/step':>8} {'vs gqa fp32':>11} {'vs smallest past':>16}")
+    print(f"\n{'shape':8} {'thr':>3}  {'variant':12} {'past':>6} {'ms/step':>8} "
+          f"{'vs gqa fp32':>11} {'vs smallest past':>16}")
     base = {(r[0], r[1], r[3]): r[4] for r in rows if r[2] == "gqa fp32"}
     first = {}
     for name, thr, v, past, ms in rows:

@@ -51,7 +51,6 @@ def _timeit(fn, reps: int, budget_s: float = 10.0) -> list[float]:
 
 def torch_twin(manifest: dict):
     """The package's generator in PyTorch with random weights, eval mode (noise constant for StyleGAN)."""
-    import torch
 
     from export.models import dcgan, stylegan
 
@@ -94,8 +93,8 @@ def bench_model(name: str, threads: int, reps: int) -> dict:
         z = torch.from_numpy(L.z_from_seeds(list(range(batch)), gen.z_dim))
         c = torch.from_numpy(np.repeat(gen.condition(text)[None], batch, 0)) if cond else None
         with torch.inference_mode():
-            eager = statistics.median(_timeit(lambda: run(z, c), reps if batch == 1 else max(3, reps // 8)))
-        ort = statistics.median(_timeit(lambda: gen.images(list(range(batch)), controls),
+            eager = statistics.median(_timeit(lambda z=z, c=c: run(z, c), reps if batch == 1 else max(3, reps // 8)))
+        ort = statistics.median(_timeit(lambda batch=batch: gen.images(list(range(batch)), controls),
                                         reps if batch == 1 else max(3, reps // 8)))
         res[f"eager_b{batch}_ms"], res[f"ort_b{batch}_ms"] = eager, ort
     if gen.is_style_based and gen.num_directions:

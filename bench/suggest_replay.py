@@ -116,8 +116,7 @@ def _ask(gen: Any, row: str, context: str, config: Any, words: int, runs: list[i
 
 
 def run(model: str, threads: int, chars: int, rounds: int) -> dict[str, Any]:
-    from aigc_studio.core.completion import (CompletionPolicy, context_start, trim_context_start,
-                                             type_through)
+    from aigc_studio.core.completion import CompletionPolicy, context_start, trim_context_start, type_through
     from aigc_studio.services.settings import Settings
 
     with tempfile.TemporaryDirectory() as temp:
@@ -176,7 +175,8 @@ def _note(s: dict[str, list[float]], got: str, want: str, first: float, settled:
 def table(result: dict[str, Any]) -> str:
     head = (f"Suggestion replay, model {result['model']}, {result['threads']} thread(s), document of "
             f"~{result['document_tokens']} tokens, {result['keystrokes']} keystrokes of which "
-            f"{result['asked']} asked the model, {result['rounds']} rounds ({platform.machine()} {vector_isa(cpu_flags())}, {os.cpu_count()} CPUs, "
+            f"{result['asked']} asked the model, {result['rounds']} rounds "
+            f"({platform.machine()} {vector_isa(cpu_flags())}, {os.cpu_count()} CPUs, "
             f"{time.strftime('%Y-%m-%d')})")
     rows = ["| row | first ghost word p50 (ms) | p95 (ms) | model runs to it (mean) "
             "| settled p50 (ms) | first word vs the app | same suggestion |",

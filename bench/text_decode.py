@@ -46,9 +46,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -465,8 +465,8 @@ def kv_breakdown(m: Model, threads: int, contexts: tuple[int, ...], reps: int) -
         kv = KVCache(arrays, P)
         kv = runner.reserve(kv, P + 1)  # once, as the app's buffer has room for the next token (not "concat")
         new = np.zeros((shape[0], shape[1], 1, shape[3]), dtype=np.float32)
-        step = med(lambda: runner.forward(tok, P, kv))
-        copy = med(lambda: [np.concatenate([a, new], axis=2) for a in arrays])
+        step = med(lambda P=P, kv=kv: runner.forward(tok, P, kv))
+        copy = med(lambda new=new, arrays=arrays: [np.concatenate([a, new], axis=2) for a in arrays])
         rows.append({"past": P, "step_ms": step, "step_no_past_ms": base, "context_ms": step - base,
                      "kv_mb": sum(a.nbytes for a in arrays) / 1e6, "kv_copy_ms": copy})
     return rows
@@ -677,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                   "cells": [dataclasses.asdict(c) for c in cells], "rows": rows, "kv_breakdown": breakdown}
         args.json.write_text(json.dumps(_no_nan(report), indent=2) + "\n")
     print(f"AIGC Studio text decode benchmark, {info['date']}")
-    print(f"machine:  {info['cpu']} ({info['vector_isa']}); {info['logical_cpus']} logical CPUs, {info['physical_cores'] or '?'} "
+    print(f"machine:  {info['cpu']} ({info['vector_isa']}); {info['logical_cpus']} logical CPUs, "
+          f"{info['physical_cores'] or '?'} "
           f"physical cores, {info['usable_cpus']} usable; load average {info['load_average']} at the start; "
           f"one thread copies memory at {info['memory_copy_gbs']} GB/s")
     print(f"software: Python {info['python']}, torch {info['torch']}, onnxruntime {info['onnxruntime']}, "

@@ -108,8 +108,6 @@ def build_tiny_bpe_package(folder: Path, *, name: str = "tiny-bpe-writer", steps
     import torch
 
     from aigc_studio.runtime.tokenizer import HFTokenizer
-    from export.onnx.lm import export_package
-    from export.models.lm import LMConfig, TransformerLM
 
     tok_path = train_tiny_bpe(folder / "bpe")
     tok = HFTokenizer(tok_path)
@@ -125,8 +123,8 @@ def build_tiny_bpe_package(folder: Path, *, name: str = "tiny-bpe-writer", steps
 
 def _train_and_export(folder: Path, tok_path: Path, ids, name: str, steps: int, block_size: int, seed: int,
                       vocab_size: int) -> Path:
-    from export.onnx.lm import export_package
     from export.models.lm import LMConfig
+    from export.onnx.lm import export_package
 
     cfg = LMConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=4, n_kv_head=2,
                    n_embd=48, ffn_hidden=96, norm_first=True, norm="rms", pos="rope", mlp="swiglu",

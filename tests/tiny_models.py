@@ -55,9 +55,9 @@ def build_tiny_text_package(folder: Path, *, name: str = "tiny-writer", steps: i
     """Train and export a tiny text model into `folder/name`; return the package path."""
     import torch
 
-    from export.onnx.lm import export_package
-    from export.models.lm import LMConfig
     from export.data.tokenizer import train_tokenizer
+    from export.models.lm import LMConfig
+    from export.onnx.lm import export_package
 
     folder.mkdir(parents=True, exist_ok=True)
     text = tiny_corpus(seed=seed)

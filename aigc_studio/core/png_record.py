@@ -244,7 +244,7 @@ class GenerationRecord:
     def text_chunks(self) -> dict[str, str]:
         return {PARAMETERS_KEY: self.parameters_line(), RECORD_KEY: self.to_json()}
 
-    def with_pixels(self, image: np.ndarray) -> "GenerationRecord":
+    def with_pixels(self, image: np.ndarray) -> GenerationRecord:
         img = np.asarray(image)
         return replace(self, pixels_sha256=pixels_sha256(img), width=int(img.shape[1]), height=int(img.shape[0]))
 

@@ -9,10 +9,9 @@ generator can only approach. Everything here is numpy and onnxruntime.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-
-import json
 
 import numpy as np
 

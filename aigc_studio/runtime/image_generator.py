@@ -133,7 +133,8 @@ class ImageGenerator:
                 w_avg, dirs, stds = z["w_avg"], z["directions"], z["stds"]
         except (OSError, ValueError, KeyError) as exc:
             raise PackageError(f"{self.package.path}: {name} cannot be read ({exc})") from None
-        if w_avg.shape != (self.w_dim,) or dirs.ndim != 2 or dirs.shape[1] != self.w_dim or stds.shape != dirs.shape[:1]:
+        if (w_avg.shape != (self.w_dim,) or dirs.ndim != 2 or dirs.shape[1] != self.w_dim
+                or stds.shape != dirs.shape[:1]):
             raise PackageError(f"{self.package.path}: {name}: shapes w_avg {w_avg.shape}, directions "
                                f"{dirs.shape}, stds {stds.shape} do not fit w_dim {self.w_dim}")
         if not (np.isfinite(w_avg).all() and np.isfinite(dirs).all() and np.isfinite(stds).all()):
@@ -234,7 +235,8 @@ class ImageGenerator:
             return to_rgba_uint8(self.sessions["generator"].session.run(["image"], {"z": z})[0])
         return to_rgba_uint8(self.synthesis(self.ws_for(seeds, controls)))
 
-    def record(self, seed: int, controls: Controls = Controls(), grid: tuple[int, int] | None = None) -> GenerationRecord:
+    def record(self, seed: int, controls: Controls = Controls(),
+               grid: tuple[int, int] | None = None) -> GenerationRecord:
         return GenerationRecord(
             model=self.name, model_sha256=self.model_sha256, seed=int(seed), psi=float(controls.psi),
             mix_seed=controls.mix_seed, mix_layers=controls.mix_layers,
@@ -275,7 +277,8 @@ class ImageGenerator:
                     self._need_style("these controls")
                 run = self.sessions["generator"].session.run
                 return [img for part in parts
-                        for img in to_rgba_uint8(run(["image"], {"z": np.stack([L.slerp(za, zb, t) for t in part])})[0])]
+                        for img in to_rgba_uint8(
+                            run(["image"], {"z": np.stack([L.slerp(za, zb, t) for t in part])})[0])]
             avg = self.average_w(controls.text)
             out = []
             for part in parts:

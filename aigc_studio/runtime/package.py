@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from aigc_studio.runtime import manifest_schema as schema
 from aigc_studio.runtime.manifest import FORMAT_VERSION, READABLE_VERSIONS, Manifest, parse_manifest

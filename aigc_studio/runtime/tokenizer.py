@@ -10,9 +10,9 @@ incomplete, constraining the first tokens of a completion to extend a half-typed
 from __future__ import annotations
 
 import bisect
-
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-
 # --- text cleaning ---------------------------------------------------------------------------
 
 # Format characters that only get in the way in plain text (BOM, zero-width spaces and joiners).

@@ -41,8 +41,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.data.archives import (DataError, Package, confined_path, fetch_deb, fetch_sdist, human_size, log,
-                                  run_command, unpack_deb, unpack_sdist)
+from export.data.archives import (
+    DataError,
+    Package,
+    confined_path,
+    fetch_deb,
+    fetch_sdist,
+    human_size,
+    log,
+    run_command,
+    unpack_deb,
+    unpack_sdist,
+)
 from export.data.clean import clean_text, reflow, slug, strip_gutenberg, word_count
 from export.data.rdata import LazyLoadDB
 from export.data.sword import read_books
@@ -347,7 +357,7 @@ def build(cache: Path, out: Path) -> dict:
     log("")
     log(summary_table(manifest))
     log("")
-    for split, info in manifest["splits"].items():
+    for _split, info in manifest["splits"].items():
         log(f"{out / info['file']}: {info['works']} works, {info['bytes'] / 1e6:.2f} MB, "
             f"{info['words']:,} words")
     log(f"{out / 'sources.json'}  ({time.monotonic() - start:.1f} s)")

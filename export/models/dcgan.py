@@ -41,7 +41,7 @@ class DCGANConfig:
         assert 2**n == self.img_size and n >= 3, "img_size must be a power of two >= 8"
         return n
 
-    def validated(self) -> "DCGANConfig":
+    def validated(self) -> DCGANConfig:
         if self.loss not in ("ns", "wgan-gp"):
             raise ValueError(f"loss must be 'ns' or 'wgan-gp', not {self.loss!r}")
         if self.d_norm not in ("batch", "layer", "none"):

@@ -57,7 +57,7 @@ class LMConfig:
         return self.n_embd // self.n_head
 
     @classmethod
-    def seed(cls) -> "LMConfig":
+    def seed(cls) -> LMConfig:
         """The seed's configuration: 6 post-LN layers, width 512, 8 heads, FFN 2048, vocabulary 10,000."""
         return cls(vocab_size=10_000, block_size=512, n_layer=6, n_head=8, n_embd=512, ffn_hidden=2048)
 

@@ -170,8 +170,10 @@ def export_package(arch: str, G: torch.nn.Module, out: Path, *, name: str, descr
         ref: dict[str, np.ndarray] = {"seeds": np.asarray(ref_seeds, np.int64)}
         if arch == "stylegan":
             cond = G.cfg.cond_features > 0
-            c = torch.from_numpy(np.repeat(L.condition_features("red heart", G.cfg.cond_features)[None], 4, 0)) if cond else None
-            _export(_Mapping(G), (z, c) if cond else (z,), stage / "mapping.onnx", *graph_io(arch, cond)["mapping"].values())
+            c = (torch.from_numpy(np.repeat(L.condition_features("red heart", G.cfg.cond_features)[None], 4, 0))
+                 if cond else None)
+            _export(_Mapping(G), (z, c) if cond else (z,), stage / "mapping.onnx",
+                    *graph_io(arch, cond)["mapping"].values())
             ws = G.mapping(z, c)[:, None].repeat(1, G.cfg.num_ws, 1)
             _export(_Synthesis(G), (ws,), stage / "synthesis.onnx", ["ws"], ["image"])
             pd = ganspace(G, ganspace_samples, directions)
@@ -188,7 +190,8 @@ def export_package(arch: str, G: torch.nn.Module, out: Path, *, name: str, descr
         write_package(stage, manifest(arch, G, name, extra))
         rep = validate(stage, arch, G)
         say(f"validation: max |w diff| {rep['max_abs_w_diff']:.2e} (tol {W_TOL}), max |image diff| "
-            f"{rep['max_abs_image_diff']:.2e} (tol {IMAGE_TOL}), max uint8 diff (alpha, premultiplied colour) {rep['max_uint8_diff']} "
+            f"{rep['max_abs_image_diff']:.2e} (tol {IMAGE_TOL}), "
+            f"max uint8 diff (alpha, premultiplied colour) {rep['max_uint8_diff']} "
             f"on {rep['provider']}")
         if not rep["ok"]:
             raise SystemExit(f"validation failed: {rep}")

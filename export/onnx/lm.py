@@ -30,8 +30,9 @@ import math
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -212,10 +213,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     `int8_min_agree` are the validation thresholds (a deep model accumulates more float error);
     `int8_per_channel` quantises weights per output channel, `int8_op_types` and `int8_exclude` pick the
     nodes quantised (see `quantize_int8`). `quant` names the quantised variant (QUANT_FORMATS), or
-    several ("int8", "q8"); each is validated, its least agreement `int8_min_agree` whatever the format. `val_tokens` bounds the held-out tokens
-    of the perplexity check (default 20 context lengths). `kv_int8` gives the quantised variant an int8
-    KV cache (fused graph only; per-channel scales calibrated on the end of `val_text`, which the
-    validation, reading from its start, reaches only when the text is short).
+    several ("int8", "q8"); each is validated, its least agreement `int8_min_agree` whatever the format.
+    `val_tokens` bounds the held-out tokens of the perplexity check (default 20 context lengths).
+    `kv_int8` gives the quantised variant an int8 KV cache (fused graph only; per-channel scales calibrated
+    on the end of `val_text`, which the validation, reading from its start, reaches only when the text is
+    short).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
     quants = (quant,) if isinstance(quant, str) else tuple(quant)
     if not quants or any(q not in QUANT_FORMATS for q in quants):
@@ -282,7 +284,7 @@ def _write_graphs(model: TransformerLM, stage: Path, *, graph: str, kv_cache: st
             raise SystemExit("an int8 KV cache needs the fused graph (--graph fused or auto)")
         calib = calibration_batches(calibration_ids, model.cfg.block_size)
         scales = fused.kv_cache_scales(model, calib)
-        for q, qfile in qfiles.items():
+        for _q, qfile in qfiles.items():
             fused.int8_kv_cache(stage / qfile, stage / qfile, scales)
         kv_dtype = {q: "int8" for q in quants}
         say(f"[{', '.join(quants)}] int8 KV cache, scales from {sum(map(len, calib))} tokens")

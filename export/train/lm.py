@@ -16,9 +16,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -243,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
                                                         "val_loss": val_loss if val_loss is not None else -1.0})
 
     t_start = time.time()
-    start_step = step
     import sys
 
     bar = tqdm(total=args.max_steps, initial=step, disable=not master, unit="step", dynamic_ncols=True,

@@ -7,8 +7,6 @@ import random
 import pytest
 
 from aigc_studio.core.completion import (
-    top_up,
-    wants_top_up,
     CompletionPolicy,
     Site,
     context_start,
@@ -18,9 +16,11 @@ from aigc_studio.core.completion import (
     next_word,
     simulate_typing,
     suggestion_site,
+    top_up,
     trim_context_start,
     trim_suggestion,
     type_through,
+    wants_top_up,
 )
 
 
@@ -206,7 +206,8 @@ def test_simulate_typing_tops_up_a_suggestion_taken_down_to_its_last_word() -> N
 
     def model(context: str) -> list[str]:
         asked.append(context)
-        return {"The cat": [" zebra crossing the road"], "The cat zebra": [" crossing the road slowly"]}.get(context, [])
+        return {"The cat": [" zebra crossing the road"],
+                "The cat zebra": [" crossing the road slowly"]}.get(context, [])
 
     report = simulate_typing(text, model)
     assert report.accepted == 1 and report.accepted_chars == len(" zebra")

@@ -187,7 +187,8 @@ def test_read_png_file_is_bounded(tmp_path) -> None:
         P.read_png_file(tmp_path / "missing.png")
 
 
-@pytest.mark.parametrize("text, msg", [("[" * 100_000, "nested too deeply"), ('{"seed": ' + "9" * 5000 + "}", "digits")],
+@pytest.mark.parametrize("text, msg", [("[" * 100_000, "nested too deeply"),
+                                       ('{"seed": ' + "9" * 5000 + "}", "digits")],
                          ids=["deep", "long-number"])
 def test_records_python_cannot_parse_are_record_errors(text: str, msg: str) -> None:
     with pytest.raises(P.RecordError, match=msg):

@@ -48,8 +48,8 @@ def _checkpoint(path: Path, vocab_size: int, encode, extra: dict | None = None, 
 
 
 def test_sentencepiece_checkpoint_exports_as_before(tmp_path: Path) -> None:
-    from export.onnx.lm import main
     from export.data.tokenizer import train_tokenizer
+    from export.onnx.lm import main
 
     tok = train_tokenizer(tiny_corpus(200), tmp_path / "tok", vocab_size=300)
     import sentencepiece as spm

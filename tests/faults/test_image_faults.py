@@ -177,7 +177,8 @@ def test_output_format_follows_the_extension(v1: Path, tmp_path: Path, capsys: p
                                                   "use .gif or .webp")),
     (["--interpolate", "1", "2", "-o", "a.jpg"], "which .jpg cannot hold"),
 ])
-def test_output_formats_that_cannot_hold_the_image_are_refused(v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_output_formats_that_cannot_hold_the_image_are_refused(v1: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str], args: list[str],
                                                                msg: str) -> None:
     """Finding 9: an animation written as .png, or any image written under an unknown extension, is refused
@@ -218,7 +219,8 @@ def test_frames_are_bounded_before_anything_is_generated(v1: Path, tmp_path: Pat
     assert not (tmp_path / "i.gif").exists()
 
 
-def test_compressed_text_bomb_is_refused_without_inflating_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compressed_text_bomb_is_refused_without_inflating_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """Finding 4: a small PNG whose zTXt record inflates to gigabytes took 2.2 GB as --from-png; the text is
     now inflated to at most MAX_TEXT_CHUNK bytes, and the refusal says why."""
     inflate = 64 * 2**20

@@ -169,8 +169,9 @@ def test_cli_refuses_a_feature_space_of_another_size(tmp_path: Path, monkeypatch
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     torch = pytest.importorskip("torch")
     from aigc_studio.cli import main
-    from export.onnx.gan import export_package as export_gan_package, tiny_generator
     from export.eval.fid import FeatureNet, FeatureNetConfig, export_package
+    from export.onnx.gan import export_package as export_gan_package
+    from export.onnx.gan import tiny_generator
 
     models = tmp_path / "models"
     torch.manual_seed(0)

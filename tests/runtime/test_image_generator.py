@@ -211,7 +211,8 @@ def test_bad_seeds(cond: ImageGenerator) -> None:
         with pytest.raises(ValueError, match="seed"):
             cond.images([seed])  # type: ignore[list-item]
     assert cond.images([L.SEED_MAX]).shape == (1, 16, 16, 4)
-    with pytest.raises(ValueError, match=f"mix seed {2**32} is out of range: seeds are whole numbers from 0 to {L.SEED_MAX}"):
+    with pytest.raises(ValueError,
+                       match=f"mix seed {2**32} is out of range: seeds are whole numbers from 0 to {L.SEED_MAX}"):
         cond.images([1], Controls(mix_seed=2**32, mix_layers="fine"))
     grid, rec = cond.grid(L.SEED_MAX - 1, 1, 2)
     assert rec.seed == L.SEED_MAX - 1 and np.array_equal(grid[:, 16:], cond.images([L.SEED_MAX])[0])
@@ -292,7 +293,8 @@ def test_cli_generate(packages: dict[str, Path], tmp_path: Path, monkeypatch: py
     assert main(["generate", "--model", "tiny-cond", "--interpolate", "1", "2", "--frames", "4", "-o", str(gif)]) == 0
     assert Image.open(gif).n_frames == 4
     for bad, msg in [(["--direction", "9=1"], "unknown direction 9"), (["--direction", "0=nan"], "finite"),
-                     (["--truncation", "nan"], "ψ"), (["--grid", "2by3"], "RxC"), (["--text", "x" * 500], "characters")]:
+                     (["--truncation", "nan"], "ψ"), (["--grid", "2by3"], "RxC"),
+                     (["--text", "x" * 500], "characters")]:
         assert main(["generate", "--model", "tiny-cond", *bad, "-o", str(tmp_path / "x.png")]) == 2
         assert msg in capsys.readouterr().err
     plain = tmp_path / "plain.png"
