@@ -103,8 +103,7 @@ class ImageGenerator:
             if graph not in package.spec.graphs or graph not in package.spec.graphs["graphs"].variants:
                 raise PackageError(f"{package.path}: {MANIFEST}: graph '{graph}' is not declared")
             # Sleeping threads: the mapping's and the synthesis's pools take turns, and a pool that spins
-            # after its run steals the cores from the other (16 images: 330 images/s spinning, 610
-            # sleeping, two threads each).
+            # after its run steals the cores from the other (docs/design.md, "Threads: spinning or sleeping").
             self.sessions[graph] = create_session(package, device=device, threads=threads, variant=graph,
                                                   graph_key=graph, spin=False)
         first = next(iter(self.sessions.values()))

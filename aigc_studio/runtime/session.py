@@ -71,10 +71,8 @@ def create_session(package: ModelPackage, *, device: str = "auto", threads: int 
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     # Spinning (onnxruntime's default) keeps a decode step's many small operators from waking sleeping
-    # threads: on an idle 2-core machine the writer's 4-bit step took 7.0 ms on two spinning threads,
-    # 9.1 ms on two sleeping ones and 8.5 ms on one. With another busy process (a training run) spinning
-    # threads steal its core instead: a 2-thread int8 step of the seed configuration took 4.1 ms
-    # spinning and 1.9 ms sleeping. So it is a setting ("model/spin"), on by default.
+    # threads, but steals the cores of another busy process: a setting ("model/spin"), on by default
+    # (docs/design.md, "Threads: spinning or sleeping").
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)

@@ -45,9 +45,8 @@ PRIME_DELAY_MS = 250
 DEBOUNCE_MS = 30
 """The default pause after a keystroke before a suggestion is asked for. Short, because a keystroke
 costs the model only its new tokens (the KV cache of the window is reused) and a newer keystroke stops
-the running request within a token: typing into a 1,100-token document with the 135M writer, a
-suggestion was on screen 71 ms after the keystroke (p50) with 30 ms, 195 ms with 150 ms, and a writer
-who pauses between words saw one in time after 125 keystrokes rather than 47 (bench/ui_latency.py)."""
+the running request within a token (measured against 0, 10 and 150 ms: docs/design.md, "Completion
+flow")."""
 
 
 class CompletionService(QObject):
