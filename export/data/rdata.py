@@ -11,15 +11,7 @@ guessing.
 Format reference: R's ``src/main/serialize.c`` (``ReadItem``) and ``src/main/saveload.c``; the
 compression frame comes from ``R_compress1/2/3`` in ``src/main/connections.c``.
 
-Values come back as plain Python objects:
-
-* character vector -> :class:`RVector` (a ``list`` of ``str | None``; ``None`` is ``NA``)
-* logical / integer / double / complex vector -> :class:`RVector` of ``bool``/``int``/``float``/``complex``
-  (``None`` for ``NA``); a raw vector holds ints 0..255
-* list (VECSXP) -> :class:`RVector` of values
-* pairlist -> :class:`RPairlist` (ordered ``(tag, value)`` pairs)
-* symbol -> :class:`RSymbol`; ``NULL`` -> ``None``
-
+Values come back as plain Python objects (export.data.robjects: RVector, RPairlist, RSymbol, None).
 Any vector keeps its R attributes in ``.attributes`` (a dict: ``names``, ``class``, ...).
 """
 
@@ -31,9 +23,10 @@ import lzma
 import math
 import struct
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from export.data.robjects import RDataError, RPairlist, RSymbol, RVector, attributes_dict
 
 __all__ = [
     "RDataError",
@@ -47,10 +40,6 @@ __all__ = [
 ]
 
 
-class RDataError(ValueError):
-    """The bytes are not R serialization data this reader understands."""
-
-
 # SEXP type codes (R's Rinternals.h) ...
 NILSXP, SYMSXP, LISTSXP, CLOSXP, ENVSXP, PROMSXP, LANGSXP = 0, 1, 2, 3, 4, 5, 6
 SPECIALSXP, BUILTINSXP, CHARSXP, LGLSXP, INTSXP, REALSXP, CPLXSXP = 7, 8, 9, 10, 13, 14, 15
@@ -61,7 +50,7 @@ REFSXP, NILVALUE_SXP, GLOBALENV_SXP, UNBOUNDVALUE_SXP, MISSINGARG_SXP = 255, 254
 BASENAMESPACE_SXP, NAMESPACESXP, PACKAGESXP, PERSISTSXP = 250, 249, 248, 247
 EMPTYENV_SXP, BASEENV_SXP, ATTRLANGSXP, ATTRLISTSXP, ALTREP_SXP = 242, 241, 240, 239, 238
 
-_TYPE_NAMES = {
+TYPE_NAMES = {
     NILSXP: "NILSXP", SYMSXP: "SYMSXP", LISTSXP: "LISTSXP", CLOSXP: "CLOSXP", ENVSXP: "ENVSXP",
     PROMSXP: "PROMSXP", LANGSXP: "LANGSXP", SPECIALSXP: "SPECIALSXP", BUILTINSXP: "BUILTINSXP",
     CHARSXP: "CHARSXP", LGLSXP: "LGLSXP", INTSXP: "INTSXP", REALSXP: "REALSXP", CPLXSXP: "CPLXSXP",
@@ -84,46 +73,12 @@ _LATIN1_MASK, _UTF8_MASK, _BYTES_MASK = 1 << 2, 1 << 3, 1 << 1
 _MAX_LENGTH = 1 << 31
 
 
-class RVector(list):
-    """An R atomic vector or list: a Python list plus the R attributes (``names``, ``class``...)."""
-
-    def __init__(self, values: Any = (), rtype: str = "", attributes: dict[str, Any] | None = None):
-        super().__init__(values)
-        self.rtype = rtype
-        self.attributes: dict[str, Any] = attributes or {}
-
-    @property
-    def names(self) -> list[str | None] | None:
-        """The ``names`` attribute, if any."""
-        names = self.attributes.get("names")
-        return list(names) if names is not None else None
-
-    def as_dict(self) -> dict[str, Any]:
-        """A named list as a dict (names must be present)."""
-        names = self.names
-        if names is None:
-            raise RDataError(f"{self.rtype} has no names attribute")
-        return {str(k): v for k, v in zip(names, self)}
-
-
-@dataclass(frozen=True)
-class RSymbol:
-    """An R symbol (a name)."""
-
-    name: str
-
-
-@dataclass
-class RPairlist:
-    """An R pairlist (LISTSXP/LANGSXP...): ordered (tag, value) pairs with optional attributes."""
-
-    items: list[tuple[str | None, Any]]
-    rtype: str = "LISTSXP"
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Tagged items as a dict (untagged items are skipped)."""
-        return {tag: value for tag, value in self.items if tag is not None}
+_PAIRLISTS = (LISTSXP, LANGSXP, CLOSXP, PROMSXP, DOTSXP, ATTRLISTSXP, ATTRLANGSXP)
+# Every type that is not a vector: read by _Reader.not_vector (code and environments are refused there).
+_NOT_VECTORS = frozenset({
+    NILVALUE_SXP, EMPTYENV_SXP, BASEENV_SXP, GLOBALENV_SXP, BASENAMESPACE_SXP, UNBOUNDVALUE_SXP,
+    MISSINGARG_SXP, REFSXP, SYMSXP, *_PAIRLISTS, ALTREP_SXP, ENVSXP, PACKAGESXP, NAMESPACESXP, PERSISTSXP,
+    EXTPTRSXP, WEAKREFSXP, BCODESXP, SPECIALSXP, BUILTINSXP})
 
 
 class _Reader:
@@ -194,16 +149,26 @@ class _Reader:
     def item(self) -> Any:
         flags = self.read_int()
         sxptype = flags & 0xFF
-        levels = flags >> 12
-        has_attr = bool(flags & (1 << 9))
-        has_tag = bool(flags & (1 << 10))
+        if sxptype in _NOT_VECTORS:
+            return self.not_vector(sxptype, flags)
+        value = self.vector(sxptype, flags >> 12)
+        if flags & (1 << 9):  # has attributes
+            attributes = self.item()
+            if isinstance(value, RVector):
+                value.attributes = attributes_dict(attributes)
+            # CHARSXPs may carry (ignored) attributes in old streams; R drops them too.
+        if flags & (1 << 10):  # has a tag: only pairlist-like types carry tags, handled above
+            raise RDataError(f"unexpected tag on {TYPE_NAMES.get(sxptype, sxptype)}")
+        return value
 
+    def not_vector(self, sxptype: int, flags: int) -> Any:
+        """NULL, references, symbols, pairlists and ALTREP objects; an error for code and environments."""
         if sxptype == NILVALUE_SXP:
             return None
         if sxptype in (EMPTYENV_SXP, BASEENV_SXP, GLOBALENV_SXP, BASENAMESPACE_SXP):
-            return RSymbol(f"<{_TYPE_NAMES[sxptype]}>")
+            return RSymbol(f"<{TYPE_NAMES[sxptype]}>")
         if sxptype in (UNBOUNDVALUE_SXP, MISSINGARG_SXP):
-            return RSymbol(f"<{_TYPE_NAMES[sxptype]}>")
+            return RSymbol(f"<{TYPE_NAMES[sxptype]}>")
         if sxptype == REFSXP:
             index = flags >> 8
             if index == 0:
@@ -216,57 +181,38 @@ class _Reader:
             sym = RSymbol(name if isinstance(name, str) else "NA")
             self.refs.append(sym)
             return sym
-        if sxptype in (LISTSXP, LANGSXP, CLOSXP, PROMSXP, DOTSXP, ATTRLISTSXP, ATTRLANGSXP):
+        if sxptype in _PAIRLISTS:
             return self.pairlist(flags)
         if sxptype == ALTREP_SXP:
             return self.altrep()
-        if sxptype in (ENVSXP, PACKAGESXP, NAMESPACESXP, PERSISTSXP, EXTPTRSXP, WEAKREFSXP,
-                       BCODESXP, SPECIALSXP, BUILTINSXP):
-            raise RDataError(
-                f"unsupported R object type {_TYPE_NAMES[sxptype]} at offset {self.pos - 4}: "
-                "this reader handles data (vectors, lists, pairlists), not code or environments")
+        raise RDataError(
+            f"unsupported R object type {TYPE_NAMES[sxptype]} at offset {self.pos - 4}: "
+            "this reader handles data (vectors, lists, pairlists), not code or environments")
 
-        value: Any
+    def vector(self, sxptype: int, levels: int) -> Any:
+        """A CHARSXP, an atomic vector or a list, without its attributes."""
         if sxptype == CHARSXP:
-            value = self.charsxp(levels)
-        elif sxptype == STRSXP:
-            n = self.read_length()
-            value = RVector((self.item() for _ in range(n)), "STRSXP")
-        elif sxptype in (VECSXP, EXPRSXP):
-            n = self.read_length()
-            value = RVector((self.item() for _ in range(n)), _TYPE_NAMES[sxptype])
-        elif sxptype == LGLSXP:
-            n = self.read_length()
-            value = RVector((None if v == NA_INTEGER else bool(v) for v in self.read_ints(n)), "LGLSXP")
-        elif sxptype == INTSXP:
-            n = self.read_length()
-            value = RVector((None if v == NA_INTEGER else v for v in self.read_ints(n)), "INTSXP")
-        elif sxptype == REALSXP:
-            n = self.read_length()
-            value = RVector(self.read_doubles(n), "REALSXP")
-        elif sxptype == CPLXSXP:
-            n = self.read_length()
-            parts = self.read_doubles(2 * n)
-            value = RVector((None if re is None or im is None else complex(re, im)
-                             for re, im in zip(parts[::2], parts[1::2])), "CPLXSXP")
-        elif sxptype == RAWSXP:
-            n = self.read_length()
-            value = RVector(self.read_bytes(n), "RAWSXP")  # ints 0..255
-        elif sxptype == S4SXP:
-            value = RVector((), "S4SXP")
-        elif sxptype == NILSXP:
-            value = None
-        else:
+            return self.charsxp(levels)
+        if sxptype == S4SXP:
+            return RVector((), "S4SXP")
+        if sxptype == NILSXP:
+            return None
+        if sxptype not in (STRSXP, VECSXP, EXPRSXP, LGLSXP, INTSXP, REALSXP, CPLXSXP, RAWSXP):
             raise RDataError(f"unknown R object type code {sxptype} at offset {self.pos - 4}")
-
-        if has_attr:
-            attributes = self.item()
-            if isinstance(value, RVector):
-                value.attributes = _attributes_dict(attributes)
-            # CHARSXPs may carry (ignored) attributes in old streams; R drops them too.
-        if has_tag:  # only pairlist-like types carry tags, handled above
-            raise RDataError(f"unexpected tag on {_TYPE_NAMES.get(sxptype, sxptype)}")
-        return value
+        n = self.read_length()
+        if sxptype in (STRSXP, VECSXP, EXPRSXP):
+            return RVector((self.item() for _ in range(n)), TYPE_NAMES[sxptype])
+        if sxptype == LGLSXP:
+            return RVector((None if v == NA_INTEGER else bool(v) for v in self.read_ints(n)), "LGLSXP")
+        if sxptype == INTSXP:
+            return RVector((None if v == NA_INTEGER else v for v in self.read_ints(n)), "INTSXP")
+        if sxptype == REALSXP:
+            return RVector(self.read_doubles(n), "REALSXP")
+        if sxptype == CPLXSXP:
+            parts = self.read_doubles(2 * n)
+            return RVector((None if re is None or im is None else complex(re, im)
+                            for re, im in zip(parts[::2], parts[1::2])), "CPLXSXP")
+        return RVector(self.read_bytes(n), "RAWSXP")  # ints 0..255
 
     def charsxp(self, levels: int) -> str | None:
         n = self.read_int()
@@ -290,7 +236,7 @@ class _Reader:
     def pairlist(self, flags: int) -> RPairlist:
         """Read a chain of pairlist cells iteratively (long pairlists would overflow recursion)."""
         sxptype = flags & 0xFF
-        result = RPairlist([], _TYPE_NAMES[sxptype])
+        result = RPairlist([], TYPE_NAMES[sxptype])
         first = True
         while True:
             has_attr = bool(flags & (1 << 9))
@@ -299,7 +245,7 @@ class _Reader:
             tag = self.item() if has_tag else None
             car = self.item()
             if first and attrs is not None:
-                result.attributes = _attributes_dict(attrs)
+                result.attributes = attributes_dict(attrs)
             first = False
             tag_name = tag.name if isinstance(tag, RSymbol) else None
             result.items.append((tag_name, car))
@@ -334,7 +280,7 @@ class _Reader:
         else:
             raise RDataError(f"unsupported ALTREP class {cls!r}")
         if attributes is not None and isinstance(value, RVector):
-            value.attributes = _attributes_dict(attributes)
+            value.attributes = attributes_dict(attributes)
         return value
 
 
@@ -342,14 +288,6 @@ def _format_number(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
-
-
-def _attributes_dict(attrs: Any) -> dict[str, Any]:
-    if attrs is None:
-        return {}
-    if not isinstance(attrs, RPairlist):
-        raise RDataError(f"attributes should be a pairlist, got {type(attrs).__name__}")
-    return {tag or "": value for tag, value in attrs.items}
 
 
 def unserialize(data: bytes) -> Any:

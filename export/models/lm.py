@@ -344,3 +344,12 @@ class TransformerLM(nn.Module):
             nxt = tok
             pos += 1
         return idx
+
+
+@torch.no_grad()
+def greedy(model: TransformerLM, ids: list[int], n: int, use_cache: bool = False) -> list[int]:
+    """The workshop's one torch greedy reference: `n` argmax tokens after `ids` (batch 1), through
+    `TransformerLM.generate`. Without the cache (the default) each step reruns the whole window, the
+    plainest path, which the exported graphs are checked against (export.onnx.validate_lm)."""
+    idx = model.generate(torch.tensor([ids]), n, temperature=0.0, use_cache=use_cache)
+    return idx[0, len(ids):].tolist()

@@ -271,7 +271,7 @@ class DecoderGraph:
         self.node("MatMul", ["hf_kept", self.init("lm_head.weight_t", head)], ["logits"], "/lm_head/MatMul")
 
     def io(self) -> tuple[list, list]:
-        """The graph's inputs and outputs, in the order of export.onnx.lm.io_names(..., logits_keep=True)."""
+        """The graph's inputs and outputs, in the order of export.onnx.lm_graph.io_names(..., logits_keep=True)."""
         from onnx import TensorProto, helper
 
         c = self.cfg

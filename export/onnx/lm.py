@@ -29,7 +29,6 @@ import json
 import math
 import shutil
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,10 @@ import torch
 
 from aigc_studio.core.sampling import SamplingConfig
 from aigc_studio.runtime.package import write_package
-from export.models.lm import TransformerLM
+from export.models.lm import TransformerLM, greedy
 from export.onnx import fused
-from export.onnx.validate_lm import torch_greedy, validate
+from export.onnx.lm_graph import KV_CACHE_LAYOUTS, dedupe_tied_weights, export_onnx, io_names
+from export.onnx.validate_lm import validate
 from export.quant.formats import KV_INT8_NOTE, QUANT_FORMATS, calibration_batches, quantize
 from export.train.lm import load_checkpoint, model_from_checkpoint
 
@@ -53,97 +53,9 @@ TOKENIZER_FILES = {  # tokenizer type -> its file name in a package (aigc_studio
     "sentencepiece": "tokenizer.model",  # export/data/tokenizer.py
     "bpe": "tokenizer.json",             # byte-level BPE of the `tokenizers` library (export/train/from_gguf.py)
 }
+DEFAULT_PROMPTS = ("It is a truth universally acknowledged, that", "And God said,", "The weather was",
+                   "She looked at him and")  # the greedy checks' prompts
 DEFAULT_TOKENS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}  # export/data/tokenizer.py's special ids
-KV_CACHE_LAYOUTS = {  # manifest graphs.kv_cache -> its meaning (also written to the manifest)
-    "buffer": "past_key_values.* are buffers (batch, kv_heads, capacity, head_dim) whose first "
-              "position_ids[:, 0] slots hold the past (later slots are ignored); present.* hold only the "
-              "new tokens' keys/values (batch, kv_heads, sequence, head_dim), to be stored at those positions",
-    "concat": "present.* = past_key_values.* followed by the new tokens' keys/values",
-    "shared": "past_key_values.* and present.* are one buffer (batch, kv_heads, capacity, head_dim) bound to "
-              "the same memory: the graph writes the new tokens' keys/values at position_ids and attends "
-              "over the slots up to them (an unbound present is the buffer with those slots filled in)",
-}
-
-
-class _CachedDecoder(torch.nn.Module):
-    """Flat-argument wrapper of `forward_buffered` ("buffer") or `forward_cached` ("concat")."""
-
-    def __init__(self, model: TransformerLM, kv_cache: str = "buffer") -> None:
-        super().__init__()
-        self.model = model
-        self.kv_cache = kv_cache
-
-    def forward(self, input_ids, position_ids, *past_flat):
-        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        if self.kv_cache == "buffer":
-            logits, presents = self.model.forward_buffered(input_ids, position_ids, past)
-        else:
-            logits, presents = self.model.forward_cached(input_ids, position_ids, past)
-        return (logits, *[t for kv in presents for t in kv])
-
-
-def io_names(n_layer: int, logits_keep: bool = False) -> tuple[list[str], list[str]]:
-    """The graph's input and output names in order; `logits_keep` for the fused graph (export.onnx.fused)."""
-    inputs = ["input_ids", "position_ids"]
-    outputs = ["logits"]
-    for i in range(n_layer):
-        inputs += [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
-        outputs += [f"present.{i}.key", f"present.{i}.value"]
-    return inputs + (["logits_keep"] if logits_keep else []), outputs
-
-
-def export_onnx(model: TransformerLM, path: Path, opset: int = 17, kv_cache: str = "buffer") -> None:
-    if kv_cache not in KV_CACHE_LAYOUTS:
-        raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_LAYOUTS)}, not {kv_cache!r}")
-    cfg = model.cfg
-    B, T, P = 1, 3, 2
-    S = P + 5 if kv_cache == "buffer" else P  # a buffer with spare slots, so capacity is a free axis
-    ids = torch.randint(0, cfg.vocab_size, (B, T))
-    pos = torch.arange(P, P + T).unsqueeze(0)
-    past = [torch.randn(B, cfg.kv_heads, S, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
-    inputs, outputs = io_names(cfg.n_layer)
-    axes: dict[str, dict[int, str]] = {"input_ids": {0: "batch", 1: "sequence"},
-                                       "position_ids": {0: "batch", 1: "sequence"},
-                                       "logits": {0: "batch", 1: "sequence"}}
-    for name in inputs[2:]:
-        axes[name] = {0: "batch", 2: "past_capacity" if kv_cache == "buffer" else "past_sequence"}
-    for name in outputs[1:]:
-        axes[name] = {0: "batch", 2: "sequence" if kv_cache == "buffer" else "total_sequence"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_CachedDecoder(model, kv_cache).eval(), (ids, pos, *past), str(path), dynamo=False,
-                          input_names=inputs, output_names=outputs, dynamic_axes=axes,
-                          opset_version=opset, do_constant_folding=True)
-
-
-def dedupe_tied_weights(path: Path) -> int:
-    """Constant folding stores a tied output matrix twice (W for the embedding Gather, W^T for the
-    output MatMul). Replace each such W^T by a Transpose node of W, which onnxruntime folds again at
-    load time, so the file holds one copy. Returns the bytes saved."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    m = onnx.load(str(path))
-    inits = {i.name: i for i in m.graph.initializer}
-    big = {n: numpy_helper.to_array(i) for n, i in inits.items() if len(i.dims) == 2 and i.dims[0] * i.dims[1] > 4096}
-    saved = 0
-    replaced: set[str] = set()
-    for name_t, arr_t in big.items():
-        for name, arr in big.items():
-            if name in replaced or name_t in replaced:
-                continue
-            if name != name_t and arr.shape == arr_t.shape[::-1] and np.array_equal(arr.T, arr_t):
-                m.graph.initializer.remove(inits[name_t])
-                m.graph.node.insert(0, helper.make_node("Transpose", [name], [name_t], perm=[1, 0],
-                                                        name=f"tied_transpose_{name_t}"))
-                saved += arr_t.nbytes
-                replaced |= {name, name_t}
-                break
-    if saved:
-        onnx.save(m, str(path))
-    return saved
-
-
 def _tokenizer_library(tokenizer_type: str) -> dict[str, str]:
     if tokenizer_type == "sentencepiece":
         import sentencepiece as spm
@@ -219,14 +131,11 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     on the end of `val_text`, which the validation, reading from its start, reaches only when the text is
     short).
     Raises SystemExit when the fp32 graph disagrees with PyTorch or the quantised graph agrees too little."""
-    quants = (quant,) if isinstance(quant, str) else tuple(quant)
-    if not quants or any(q not in QUANT_FORMATS for q in quants):
-        raise ValueError(f"quant must name one or more of {', '.join(QUANT_FORMATS)}, not {quant!r}")
+    quants = _quant_names(quant)
     encode = _encoder(tokenizer_type, Path(tokenizer))
     tokenizer_file = TOKENIZER_FILES[tokenizer_type]
     model = model.eval()
-    prompts = list(prompts or ["It is a truth universally acknowledged, that", "And God said,",
-                               "The weather was", "She looked at him and"])
+    prompts = list(prompts or DEFAULT_PROMPTS)
     say = print if verbose else (lambda *a, **k: None)
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / name
@@ -243,15 +152,9 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
         write_package(stage, text_manifest(model, name, tokenizer_file,
                                            {"fp32": "model.onnx", **qfiles}, extra, kv_cache,
                                            tokenizer_type, tokens, kv_dtype))
-        reports = {}
-        for variant in ("fp32", *quants):
-            reports[variant] = validate(stage, model, variant, prompts, val_ids, val_tokens)
-            _say_report(say, reports[variant])
+        reports = _validate_variants(stage, model, ("fp32", *quants), prompts, val_ids, val_tokens, say)
         _check_reports(reports, quants, fp32_tol, int8_min_agree)
-        files = {"fp32": "model.onnx", **qfiles}
-        for v in list(files):
-            if v not in variants:
-                (stage / files.pop(v)).unlink()
+        files = _drop_unshipped(stage, {"fp32": "model.onnx", **qfiles}, variants)
         validation = _validation_summary(reports, quants, fp32_tol, int8_min_agree, kv_int8=bool(kv_dtype))
         write_package(stage, text_manifest(model, name, tokenizer_file, files,
                                            {**extra, "validation": validation}, kv_cache,
@@ -263,6 +166,31 @@ def export_package(model: TransformerLM, tokenizer: Path, out: Path, *, name: st
     size = sum(p.stat().st_size for p in out.iterdir())
     say(f"wrote {out} ({size / 1e6:.1f} MB)")
     return reports
+
+
+def _quant_names(quant: str | Sequence[str]) -> tuple[str, ...]:
+    quants = (quant,) if isinstance(quant, str) else tuple(quant)
+    if not quants or any(q not in QUANT_FORMATS for q in quants):
+        raise ValueError(f"quant must name one or more of {', '.join(QUANT_FORMATS)}, not {quant!r}")
+    return quants
+
+
+def _validate_variants(stage: Path, model: TransformerLM, variants: Sequence[str], prompts: list[str],
+                       val_ids: list[int], val_tokens: int | None, say) -> dict[str, dict[str, Any]]:
+    """Each variant's validation report (export.onnx.validate_lm), printed as it comes."""
+    reports = {}
+    for variant in variants:
+        reports[variant] = validate(stage, model, variant, prompts, val_ids, val_tokens)
+        _say_report(say, reports[variant])
+    return reports
+
+
+def _drop_unshipped(stage: Path, files: dict[str, str], variants: Sequence[str]) -> dict[str, str]:
+    """Delete the graphs of the variants not shipped; return the files of those that are."""
+    for v in list(files):
+        if v not in variants:
+            (stage / files.pop(v)).unlink()
+    return files
 
 
 def _write_graphs(model: TransformerLM, stage: Path, *, graph: str, kv_cache: str, quants: tuple[str, ...],
@@ -307,7 +235,7 @@ def _write_reference(model: TransformerLM, stage: Path, prompt_ids: list[int], f
     with torch.no_grad():
         ref_logits = model(torch.from_numpy(ref_ids))[0].numpy()
     n_ref = min(16, model.cfg.block_size - ref_ids.shape[1] - 1)
-    ref_greedy = torch_greedy(model, ref_ids[0].tolist(), n_ref)
+    ref_greedy = greedy(model, ref_ids[0].tolist(), n_ref)
     # Logits of every position when they are small, else of the last one only (a 49,152-token
     # vocabulary makes 0.2 MB a position); `top1` holds every position's best token either way.
     keep = ref_logits.shape[1] if ref_logits.size <= REFERENCE_MAX_LOGITS else 1

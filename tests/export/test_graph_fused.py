@@ -14,10 +14,9 @@ onnx = pytest.importorskip("onnx")
 from aigc_studio.core.sampling import SamplingConfig  # noqa: E402
 from aigc_studio.runtime.package import load_package  # noqa: E402
 from aigc_studio.runtime.text_generator import TextGenerator  # noqa: E402
-from export.models.lm import LMConfig, TransformerLM  # noqa: E402
+from export.models.lm import LMConfig, TransformerLM, greedy  # noqa: E402
 from export.onnx import fused as graph_fused  # noqa: E402
 from export.onnx.lm import export_package  # noqa: E402
-from export.onnx.validate_lm import torch_greedy  # noqa: E402
 from tests.tiny_bpe import train_tiny_bpe  # noqa: E402
 
 LLAMA = dict(norm="rms", pos="rope", mlp="swiglu", norm_first=True, bias=False, tie_embeddings=True)
@@ -131,7 +130,7 @@ def test_shared_cache_decodes_like_pytorch_across_calls(fused_package) -> None:
     ids = gen.tokenizer.encode("It is a truth universally acknowledged")
     cfg = SamplingConfig(strategy="greedy", max_new_tokens=12)
     got = [t for t, _ in gen.generate_tokens(ids, cfg)]
-    assert got == torch_greedy(model, ids, 12)
+    assert got == greedy(model, ids, 12)
     logits, kv = gen.forward(np.asarray([ids]), 0, gen.empty_cache())
     before = [a for a in kv.arrays]
     step, kv2 = gen.forward(np.asarray([[got[0]]]), len(ids), kv)

@@ -107,7 +107,7 @@ def test_dedupe_tied_weights_keeps_outputs(tmp_path: Path) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from export.onnx.lm import dedupe_tied_weights, export_onnx
+    from export.onnx.lm_graph import dedupe_tied_weights, export_onnx
 
     torch.manual_seed(3)
     model = TransformerLM(LMConfig(**{**TINY, "vocab_size": 300}, tie_embeddings=True)).eval()

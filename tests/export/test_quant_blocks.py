@@ -143,7 +143,7 @@ def test_q8_integer_zero_points_need_no_offset_nodes(tmp_path: Path) -> None:
 
 
 def test_tied_matrix_given_as_a_transpose_is_found(tmp_path: Path) -> None:
-    """After export.onnx.lm.dedupe_tied_weights the output layer reads Transpose(W): still one 8-bit copy,
+    """After export.onnx.lm_graph.dedupe_tied_weights the output layer reads Transpose(W): still one 8-bit copy,
     and neither the Transpose nor a float W is left."""
     V, H = 200, 64
     wte = (np.random.default_rng(7).standard_normal((V, H)) * 0.1).astype(np.float32)

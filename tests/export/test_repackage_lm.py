@@ -97,7 +97,7 @@ def test_fused_graph_weights_read_back_exactly(tmp_path: Path, pos: str, mlp: st
     a Transpose) gives back every weight of the model; with biases in the seed's post-LN layout."""
     from export.models.lm import LMConfig, TransformerLM
     from export.onnx import fused as graph_fused
-    from export.onnx.lm import dedupe_tied_weights
+    from export.onnx.lm_graph import dedupe_tied_weights
 
     cfg = LMConfig(vocab_size=200, block_size=32, n_layer=2, n_head=4, n_kv_head=2 if mlp == "swiglu" else 0,
                    n_embd=32, ffn_hidden=48, norm="rms" if mlp == "swiglu" else "layer", pos=pos, mlp=mlp,
