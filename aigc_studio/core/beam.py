@@ -99,6 +99,20 @@ def beam_search(
     Returns at most ``num_return`` hypotheses with distinct token sequences, sorted by decreasing
     score. Raises ``ValueError`` for bad arguments, NaN logits or a step result of the wrong shape.
     """
+    _check_arguments(num_beams=num_beams, max_new_tokens=max_new_tokens, num_return=num_return,
+                     length_penalty=length_penalty, repetition_penalty=repetition_penalty,
+                     repetition_window=repetition_window)
+    logits = _first_logits(first_logits, allowed_first)
+    search = _BeamSearch(vocab=logits.shape[1], num_beams=num_beams, max_new_tokens=max_new_tokens,
+                         eos_id=eos_id, length_penalty=length_penalty, num_return=num_return,
+                         is_finished=is_finished, repetition_penalty=repetition_penalty,
+                         history=history, repetition_window=repetition_window)
+    return search.run(logits, step, should_stop)
+
+
+def _check_arguments(*, num_beams: int, max_new_tokens: int, num_return: int, length_penalty: float,
+                     repetition_penalty: float, repetition_window: int) -> None:
+    """Raise ``ValueError`` for a setting of :func:`beam_search` out of its range."""
     if num_beams < 1:
         raise ValueError(f"num_beams={num_beams!r} must be at least 1")
     if max_new_tokens < 1:
@@ -112,6 +126,9 @@ def beam_search(
     if repetition_window < 0:
         raise ValueError(f"repetition_window={repetition_window!r} must be >= 0")
 
+
+def _first_logits(first_logits: NDArray[Any], allowed_first: NDArray[Any] | None) -> NDArray[np.float64]:
+    """The prompt's last logits as a checked ``(1, V)`` float64 copy, with ``allowed_first`` applied."""
     first = np.asarray(first_logits)
     if first.ndim != 1 or first.size == 0:
         raise ValueError(f"first_logits must be a non-empty 1-D array, got shape {first.shape}")
@@ -127,82 +144,124 @@ def beam_search(
         logits[0, ~mask] = -np.inf
     if not np.isfinite(logits).any():
         raise ValueError("no first token is possible (every logit is -inf)")
+    return logits
 
-    penalise = repetition_penalty != 1.0
-    history_ids = np.asarray(history, dtype=np.int64).reshape(-1)
-    if penalise and repetition_window > 0:
-        history_ids = history_ids[-repetition_window:]
 
-    # The length-penalised score a live beam can still reach: its log-probability can only fall, so
-    # with a positive exponent the best case is the longest length, otherwise the current one.
-    def best_reachable(logprob: float, length: int) -> float:
-        reach = max_new_tokens if length_penalty > 0 else length
-        return length_penalised(logprob, reach, length_penalty)
+class _BeamSearch:
+    """The state of one :func:`beam_search`: the live beams, their log-probabilities and the finished
+    hypotheses, with one method per part of a step."""
 
-    live: list[tuple[int, ...]] = [()]      # the prompt is the only beam before the first token
-    live_logprob = np.zeros(1)              # (n_live,)
-    done: dict[tuple[int, ...], Hypothesis] = {}
+    def __init__(self, *, vocab: int, num_beams: int, max_new_tokens: int, eos_id: int | None,
+                 length_penalty: float, num_return: int,
+                 is_finished: Callable[[tuple[int, ...]], bool] | None, repetition_penalty: float,
+                 history: Sequence[int] | NDArray[Any], repetition_window: int) -> None:
+        self.vocab = vocab
+        self.num_beams = num_beams
+        self.max_new_tokens = max_new_tokens
+        self.eos_id = eos_id
+        self.length_penalty = length_penalty
+        self.num_return = num_return
+        self.is_finished = is_finished
+        self.repetition_penalty = repetition_penalty
+        self.repetition_window = repetition_window
+        self.penalise = repetition_penalty != 1.0
+        history_ids = np.asarray(history, dtype=np.int64).reshape(-1)
+        if self.penalise and repetition_window > 0:
+            history_ids = history_ids[-repetition_window:]
+        self.history_ids = history_ids
+        self.live: list[tuple[int, ...]] = [()]  # the prompt is the only beam before the first token
+        self.live_logprob = np.zeros(1)          # (n_live,)
+        self.done: dict[tuple[int, ...], Hypothesis] = {}
 
-    def finish(hypothesis: Hypothesis) -> None:
-        old = done.get(hypothesis.tokens)
-        if old is None or hypothesis.score > old.score:
-            done[hypothesis.tokens] = hypothesis
+    def run(self, logits: NDArray[np.float64], step: StepFn,
+            should_stop: Callable[[], bool] | None) -> list[Hypothesis]:
+        """Search from the first ``logits`` ``(1, V)``, calling ``step`` between steps; the n-best list."""
+        for t in range(self.max_new_tokens):
+            if self.penalise:
+                _penalise_rows(logits, self.live, self.history_ids, self.repetition_penalty,
+                               self.repetition_window)
+            candidates = self._candidates(logits)
+            if candidates is None:
+                break  # every live beam is dead
+            parents, tokens = self._advance(*candidates)
+            if not self.live or t == self.max_new_tokens - 1:
+                break
+            if self._cannot_improve():
+                self.live = []  # nothing live can enter the n-best list any more
+                break
+            if should_stop is not None and should_stop():
+                break
+            parents_array = np.asarray(parents, dtype=np.int64)
+            tokens_array = np.asarray(tokens, dtype=np.int64)
+            logits = _check_logits(step(parents_array, tokens_array), (len(self.live), self.vocab),
+                                   "step logits")
+        return self._ranked()
 
-    n_candidates = 2 * num_beams
-    for t in range(max_new_tokens):
-        if penalise:
-            _penalise_rows(logits, live, history_ids, repetition_penalty, repetition_window)
-        scores = live_logprob[:, None] + log_softmax(logits, dead_rows=True)  # (n_live, V)
+    def _candidates(self, logits: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]] | None:
+        """The flat scores ``(n_live * V,)`` and the indices of the best ``2 * num_beams`` of them, best
+        first (ties by parent, then token); ``None`` when no candidate has a finite score."""
+        scores = self.live_logprob[:, None] + log_softmax(logits, dead_rows=True)  # (n_live, V)
         flat = scores.ravel()
-        k = min(n_candidates, int(np.isfinite(flat).sum()))
+        k = min(2 * self.num_beams, int(np.isfinite(flat).sum()))
         if k == 0:
-            break  # every live beam is dead
+            return None
         top = np.argpartition(-flat, k - 1)[:k]
-        top = top[np.lexsort((top, -flat[top]))]  # best first, ties by (parent, token)
+        return flat, top[np.lexsort((top, -flat[top]))]
 
+    def _advance(self, flat: NDArray[np.float64], top: NDArray[np.intp]) -> tuple[list[int], list[int]]:
+        """Take the ranked candidates in order: finish those that end, make the others the next live
+        beams (at most ``num_beams``); return the parent index and token of each new live beam."""
         next_beams: list[tuple[int, ...]] = []
         parents: list[int] = []
         tokens: list[int] = []
         logprobs: list[float] = []
         for rank, index in enumerate(top.tolist()):
-            parent, token = divmod(index, vocab)
+            parent, token = divmod(index, self.vocab)
             logprob = float(flat[index])
-            if eos_id is not None and token == eos_id:
-                if rank < num_beams:
-                    beam = live[parent]
-                    finish(Hypothesis(beam, length_penalised(logprob, len(beam) + 1, length_penalty),
-                                      logprob, True))
+            if self.eos_id is not None and token == self.eos_id:
+                if rank < self.num_beams:
+                    self._finish(self.live[parent], logprob, len(self.live[parent]) + 1, True)
                 continue
-            beam = live[parent] + (token,)
-            if is_finished is not None and is_finished(beam):
-                if rank < num_beams:
-                    finish(Hypothesis(beam, length_penalised(logprob, len(beam), length_penalty),
-                                      logprob, True))
+            beam = self.live[parent] + (token,)
+            if self.is_finished is not None and self.is_finished(beam):
+                if rank < self.num_beams:
+                    self._finish(beam, logprob, len(beam), True)
                 continue
             next_beams.append(beam)
             parents.append(parent)
             tokens.append(token)
             logprobs.append(logprob)
-            if len(next_beams) == num_beams:
+            if len(next_beams) == self.num_beams:
                 break
+        self.live = next_beams
+        self.live_logprob = np.asarray(logprobs, dtype=np.float64)
+        return parents, tokens
 
-        live = next_beams
-        live_logprob = np.asarray(logprobs, dtype=np.float64)
-        if not live or t == max_new_tokens - 1:
-            break
-        if len(done) >= num_return:
-            worst_kept = sorted((h.score for h in done.values()), reverse=True)[num_return - 1]
-            if max(best_reachable(lp, len(b)) for lp, b in zip(logprobs, live)) <= worst_kept:
-                live = []  # nothing live can enter the n-best list any more
-                break
-        if should_stop is not None and should_stop():
-            break
-        parents_array = np.asarray(parents, dtype=np.int64)
-        tokens_array = np.asarray(tokens, dtype=np.int64)
-        logits = _check_logits(step(parents_array, tokens_array), (len(live), vocab),
-                               "step logits")
+    def _cannot_improve(self) -> bool:
+        """Whether no live beam can reach the score of the ``num_return``-th best finished hypothesis."""
+        if len(self.done) < self.num_return:
+            return False
+        worst_kept = sorted((h.score for h in self.done.values()), reverse=True)[self.num_return - 1]
+        return max(self._best_reachable(lp, len(b))
+                   for lp, b in zip(self.live_logprob.tolist(), self.live)) <= worst_kept
 
-    for beam, logprob in zip(live, live_logprob.tolist()):
-        finish(Hypothesis(beam, length_penalised(logprob, len(beam), length_penalty), logprob, False))
-    ranked = sorted(done.values(), key=lambda h: (-h.score, not h.finished, h.tokens))
-    return ranked[:num_return]
+    def _best_reachable(self, logprob: float, length: int) -> float:
+        """The length-penalised score a live beam can still reach: its log-probability can only fall,
+        so with a positive exponent the best case is the longest length, otherwise the current one."""
+        reach = self.max_new_tokens if self.length_penalty > 0 else length
+        return length_penalised(logprob, reach, self.length_penalty)
+
+    def _finish(self, tokens: tuple[int, ...], logprob: float, length: int, finished: bool) -> None:
+        """Record a hypothesis, keeping the better score when the same tokens end twice."""
+        hypothesis = Hypothesis(tokens, length_penalised(logprob, length, self.length_penalty), logprob,
+                                finished)
+        old = self.done.get(tokens)
+        if old is None or hypothesis.score > old.score:
+            self.done[tokens] = hypothesis
+
+    def _ranked(self) -> list[Hypothesis]:
+        """The live beams as unfinished hypotheses, then the ``num_return`` best, best first."""
+        for beam, logprob in zip(self.live, self.live_logprob.tolist()):
+            self._finish(beam, logprob, len(beam), False)
+        ranked = sorted(self.done.values(), key=lambda h: (-h.score, not h.finished, h.tokens))
+        return ranked[:self.num_return]

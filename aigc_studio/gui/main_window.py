@@ -48,6 +48,7 @@ PANEL_MIN_WIDTH = 180          # the sampling dock (its panel scrolls)
 EDITOR_MIN_WIDTH = 360         # the writing workspace, whatever the panel's width
 INSTANT_COUNT_CHARS = 1_000_000  # longer documents are counted after a pause in typing, not per key
 
+
 class ContinueBar(QWidget):
     """Shown while Continue writes: says so and offers Stop."""
 
@@ -91,7 +92,22 @@ class MainWindow(FileActionsWindow):
         self._shut_down = False
         self._preferences: PreferencesDialog | None = None
 
-        # The Writing workspace; the Design workspace gets its own tab later.
+        self._build_workspaces()
+        self._build_sampling_dock()
+        self._build_status_bar()
+        self.actions_: dict[str, QAction] = build_menus(self)
+        self._bind()
+        self._apply_editor_settings()
+        self.editor.document().setModified(False)  # setting the font and margins counts as an edit
+        self.setWindowTitle(self.document.title)
+        self.resize(1200, 800)
+        self._restore_window_state()
+        self.editor.setFocus()
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def _build_workspaces(self) -> None:
+        """The Writing workspace; the Design workspace gets its own tab later."""
         self.editor = WritingEditorView(self.suggestion)
         self.continue_bar = ContinueBar()
         self.find_bar = FindReplaceBar(self.editor)
@@ -114,7 +130,9 @@ class MainWindow(FileActionsWindow):
         self.tabs.addTab(design, "Design")
         self.setCentralWidget(self.tabs)
 
-        self.sampling_panel = SamplingPanel(settings, self.model, self.sampling)
+    def _build_sampling_dock(self) -> None:
+        """The Sampling dock, on the right of the workspaces."""
+        self.sampling_panel = SamplingPanel(self.settings, self.model, self.sampling)
         self.sampling_dock = QDockWidget("Sampling", self)
         self.sampling_dock.setObjectName("samplingDock")
         self.sampling_dock.setWidget(self.sampling_panel)
@@ -126,18 +144,6 @@ class MainWindow(FileActionsWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.sampling_dock)
         self.resizeDocks([self.sampling_dock], [self.sampling_panel.sizeHint().width()],
                          Qt.Orientation.Horizontal)
-
-        self._build_status_bar()
-        self.actions_: dict[str, QAction] = build_menus(self)
-        self._bind()
-        self._apply_editor_settings()
-        self.editor.document().setModified(False)  # setting the font and margins counts as an edit
-        self.setWindowTitle(self.document.title)
-        self.resize(1200, 800)
-        self._restore_window_state()
-        self.editor.setFocus()
-
-    # -- building ---------------------------------------------------------------------------------
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()

@@ -110,8 +110,16 @@ class SamplingPanel(QWidget):
         self._settings = settings
         self._model = model
         self._sampling = sampling
+        suggestion_box = self._build_suggestions(settings, sampling)
+        model_box = self._build_model_section(settings, model)
+        self._build_advanced(settings)
+        self._build_scroll(suggestion_box, model_box)
+        self._connect(settings, model, sampling)
 
-        # Suggestions: the preset first, what it costs, then length and Continue.
+    # -- building ---------------------------------------------------------------------------------
+
+    def _build_suggestions(self, settings: Settings, sampling: SamplingViewModel) -> QGroupBox:
+        """Suggestions: the preset first, what it costs, then length and Continue."""
         suggestion_box = QGroupBox("Suggestions", self)
         suggestion_layout = QVBoxLayout(suggestion_box)
         preset_row = _compact(QFormLayout())
@@ -137,8 +145,10 @@ class SamplingPanel(QWidget):
             suggestion_box)
         _compact(suggestion_form.layout_)
         suggestion_layout.addWidget(suggestion_form)
+        return suggestion_box
 
-        # Model: which package and where it runs.
+    def _build_model_section(self, settings: Settings, model: ModelViewModel) -> QGroupBox:
+        """Model: which package and where it runs."""
         model_box = QGroupBox("Model", self)
         model_form = QFormLayout(model_box)
         model_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -172,8 +182,10 @@ class SamplingPanel(QWidget):
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         model_form.addRow(self.status_label)
+        return model_box
 
-        # Advanced, folded by default: the strategy and its settings, timing, threads.
+    def _build_advanced(self, settings: Settings) -> None:
+        """Advanced, folded by default: the strategy and its settings, timing, threads."""
         self.advanced_button = QToolButton(self)
         self.advanced_button.setObjectName("advancedButton")
         self.advanced_button.setText("Advanced")
@@ -205,6 +217,8 @@ class SamplingPanel(QWidget):
         advanced_layout.addWidget(decoding_box)
         advanced_layout.addWidget(timing_box)
 
+    def _build_scroll(self, suggestion_box: QGroupBox, model_box: QGroupBox) -> None:
+        """The sections one under another in a frameless scroll area that fills the panel."""
         content = QWidget(self)
         layout = QVBoxLayout(content)
         layout.addWidget(suggestion_box)
@@ -222,6 +236,8 @@ class SamplingPanel(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
 
+    def _connect(self, settings: Settings, model: ModelViewModel, sampling: SamplingViewModel) -> None:
+        """Bind to the view-models and the settings, then show their current state."""
         self.advanced_button.toggled.connect(self._on_advanced_toggled)
         model.models_changed.connect(self._on_models_changed)
         model.status_changed.connect(self._on_status_changed)

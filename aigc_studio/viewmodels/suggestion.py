@@ -4,14 +4,15 @@
 the :class:`~aigc_studio.services.completion_service.CompletionService` for a suggestion, keeps the
 ghost text (its alternatives, the one shown and where it is anchored), handles typing through it,
 and turns the service's Continue stream into text for the editor to insert. It knows the document
-only through a :class:`TextSource`, so it is tested without widgets.
-
-Positions are the editor's (QTextDocument positions, UTF-16 code units).
+only through a :class:`TextSource`, so it is tested without widgets. Positions are the editor's
+(QTextDocument positions, UTF-16 code units).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -170,8 +171,7 @@ class SuggestionViewModel(QObject):
             budget = context_length - self._settings.sampling_config().max_new_tokens - 8
             chars = min(chars, max(256, budget * 3))  # about three characters per token or more
         return CompletionPolicy(context_chars=max(chars, 256), context_block=256,
-                                max_words=self._settings.get(MAX_WORDS),
-                                long_words=self._settings.get(LONG_WORDS))
+                                max_words=self._settings.get(MAX_WORDS), long_words=self._settings.get(LONG_WORDS))
 
     def _context(self, position: int, policy: CompletionPolicy) -> str:
         assert self._source is not None
@@ -180,9 +180,14 @@ class SuggestionViewModel(QObject):
 
     # -- what the editor reports ------------------------------------------------------------------
 
-    def suspend(self) -> _Suspension:
+    @contextmanager
+    def suspend(self) -> Iterator[None]:
         """A context manager that ignores edits (loading a file, inserting Continue text)."""
-        return _Suspension(self)
+        self._suspended += 1
+        try:
+            yield
+        finally:
+            self._suspended -= 1
 
     def on_contents_changed(self, position: int, removed: int, added: int) -> None:
         """The document changed at ``position``: ``removed`` units went, ``added`` came."""
@@ -193,8 +198,7 @@ class SuggestionViewModel(QObject):
             typed = self._source.text_range(position, position + added)
             rest = type_through(ghost, typed)
             if rest:
-                alternatives = tuple(r for r in (type_through(a, typed) for a in
-                                                 self._alternatives) if r)
+                alternatives = tuple(r for r in (type_through(a, typed) for a in self._alternatives) if r)
                 self._service.cancel()  # a streamed suggestion stays as it is now
                 self._pending = None
                 self._show(alternatives, alternatives.index(rest), position + added)
@@ -223,8 +227,7 @@ class SuggestionViewModel(QObject):
         cursor, without a suggestion), so that the first keystroke at a new place is answered as fast as
         the next ones: only where a suggestion could appear, with suggestions on and a model ready."""
         source = self._source
-        if (source is None or self._suspended or not self.enabled or source.has_selection()
-                or not self._host.ready):
+        if source is None or self._suspended or not self.enabled or source.has_selection() or not self._host.ready:
             return
         position = source.cursor_position()
         context = self._context(position, self._policy())
@@ -237,22 +240,16 @@ class SuggestionViewModel(QObject):
         """Alt+\\: ask at once; while a suggestion is shown, ask for a longer one."""
         if self._source is None or self.continuing:
             return
-        if self.visible:
-            self._schedule("long", immediate=True)
-        else:
-            self._schedule("suggest", immediate=True)
+        self._schedule("long" if self.visible else "suggest", immediate=True)
 
     def cycle(self, step: int) -> None:
-        """Alt+] (``step`` 1) / Alt+[ (-1): show the next or previous alternative.
-
-        With a single suggestion shown, alternatives are asked for (beam search's n-best list or
-        several samples) and the next one is shown when they arrive.
-        """
+        """Alt+] (``step`` 1) / Alt+[ (-1): show the next or previous alternative. With a single
+        suggestion shown, alternatives are asked for (beam search's n-best list or several samples) and
+        the next one is shown when they arrive."""
         if self.continuing:
             return
         if len(self._alternatives) > 1:
-            self._show(self._alternatives, (self._index + step) % len(self._alternatives),
-                       self._anchor)
+            self._show(self._alternatives, (self._index + step) % len(self._alternatives), self._anchor)
         elif self.visible:
             self._schedule("alternatives", immediate=True)
         else:
@@ -275,16 +272,12 @@ class SuggestionViewModel(QObject):
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _config(self) -> SamplingConfig:
-        return self._settings.sampling_config()
-
     def inline_config(self) -> SamplingConfig:
-        """The decoding settings of the suggestions shown as you type (and of priming the model): the
-        Sampling panel's, except that beam search becomes greedy decoding. Beam search runs every beam
-        through the model at each step and returns nothing until it ends, too slow on a CPU to answer
-        a keystroke before the next one; the panel's beams serve the alternatives (Alt+]), which the
-        writer asks for and waits for."""
-        config = self._config()
+        """The decoding settings of the suggestions shown as you type (and of priming the model): the Sampling
+        panel's, except that beam search becomes greedy decoding. Beam search runs every beam through the model
+        at each step and returns nothing until it ends, too slow on a CPU to answer a keystroke before the next
+        one; the panel's beams serve the alternatives (Alt+]), which the writer asks for and waits for."""
+        config = self._settings.sampling_config()
         if config.is_beam:
             config = config.with_(strategy="greedy", num_return=1)
         return config
@@ -305,10 +298,9 @@ class SuggestionViewModel(QObject):
                 self._pending = None
             return
         long = kind == "long"
-        config = self._config() if kind == "alternatives" else self.inline_config()
+        config = self._settings.sampling_config() if kind == "alternatives" else self.inline_config()
         request_id = self._service.request(
-            context, config, max_words=policy.words(long) + (TOP_UP_WORDS if kind == "extend" else 0),
-            long=long,
+            context, config, max_words=policy.words(long) + (TOP_UP_WORDS if kind == "extend" else 0), long=long,
             alternatives=ALTERNATIVES if kind == "alternatives" else 1, immediate=immediate)
         self._pending = _Pending(request_id, position, kind)
         if kind == "alternatives":
@@ -317,9 +309,8 @@ class SuggestionViewModel(QObject):
     @Slot(object)
     def _on_suggestion(self, suggestion: Suggestion) -> None:
         pending = self._pending
-        if pending is None or suggestion.request_id != pending.request_id or self._source is None:
-            return
-        if self._source.cursor_position() != pending.position:
+        if (pending is None or suggestion.request_id != pending.request_id or self._source is None
+                or self._source.cursor_position() != pending.position):
             return
         if suggestion.final:
             self._pending = None
@@ -369,8 +360,7 @@ class SuggestionViewModel(QObject):
         if source is None or self.continuing or not self._host.ready:
             return False
         self.dismiss()
-        position = source.cursor_position()
-        context = self._context(position, self._policy())
+        context = self._context(source.cursor_position(), self._policy())
         self._continue_id = self._service.start_continue(context, self.continue_config())
         self.continuing_changed.emit(True)
         return True
@@ -379,7 +369,7 @@ class SuggestionViewModel(QObject):
         """The decoding settings of Continue: the style chosen in the settings ("continue/style", a
         preset by default, since greedy decoding loops over a long passage) or the Sampling panel's,
         with the panel's seed, Continue's length and stop, and one sequence streamed token by token."""
-        panel = self._config()
+        panel = self._settings.sampling_config()
         style = self._settings.get(CONTINUE_STYLE)
         config = PRESETS[style].with_(seed=panel.seed) if style in PRESETS else panel
         config = config.with_(max_new_tokens=self._settings.get(CONTINUE_TOKENS),
@@ -408,13 +398,3 @@ class SuggestionViewModel(QObject):
         if reason not in ("finished", "stopped"):
             self.error.emit(f"Continue failed: {reason}")
 
-
-class _Suspension:
-    def __init__(self, model: SuggestionViewModel) -> None:
-        self._model = model
-
-    def __enter__(self) -> None:
-        self._model._suspended += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self._model._suspended -= 1
