@@ -32,7 +32,8 @@ _WRAPPER = ("import resource, subprocess, sys; "
             "resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True); "
             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-            "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '')")
+            "lines = [x for x in p.stderr.splitlines() if x.strip() and 'propagateSizeHints' not in x]; "
+            "print(lines[-1] if lines else '')")  # the last line that is not a notice of Qt's offscreen plugin
 
 
 @dataclass
