@@ -8,7 +8,9 @@ each, flushed:
 - ``ready``: the document is open;
 - ``typed N T``: N characters typed so far (after the base text), at ``time.monotonic()`` T;
 - ``saved N``: the document was saved with N typed characters (MODE ``save`` saves every 40 words);
-- ``saving K``: (MODE ``saveloop``) the K-th save in a tight loop of saves starts.
+- ``saving K``: (MODE ``saveloop``) the K-th save in a tight loop of saves starts;
+- ``half``: (MODE ``savehalf``) a save has written half the new text into its temporary file and
+  waits there to be killed, so that a kill lands inside a save whatever the machine's speed.
 
 MODE ``type`` only types (a word every 20 ms).
 """
@@ -18,10 +20,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from PySide6.QtCore import QCoreApplication, QTimer
 
 from aigc_studio.services.documents import RecoveryStore, write_document
+from aigc_studio.services.files import atomic_write, clean_stale_temporaries
 from aigc_studio.services.settings import Settings
 from aigc_studio.viewmodels.document import DocumentViewModel
 
@@ -45,6 +49,19 @@ def main() -> int:
     path = work / "novel.txt"
     if not path.exists():
         write_document(path, base_text(size))
+    if mode == "savehalf":
+        data = (path.read_text(encoding="utf-8")[:-1] + "X\n").encode("utf-8")
+
+        def write_half(stream: IO[bytes]) -> None:
+            stream.write(data[:len(data) // 2])
+            stream.flush()
+            print("half", flush=True)
+            time.sleep(600)  # killed here by the parent, which waits for "half"
+            stream.write(data[len(data) // 2:])
+
+        clean_stale_temporaries(path.parent, path.name)  # as write_document does before a save
+        atomic_write(path, write_half)
+        return 0
     if mode == "saveloop":
         text = path.read_text(encoding="utf-8")
         for count in range(1_000_000):

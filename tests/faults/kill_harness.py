@@ -121,12 +121,18 @@ def kill_while_typing(work: Path, rng: random.Random, *, mode: str = "type",
 
 
 def kill_while_saving(work: Path, rng: random.Random, *, base_bytes: int = 2_000_000,
-                      after: tuple[float, float] = (0.05, 0.4)) -> None:
-    """Start a process that saves ``work/novel.txt`` in a loop and kill it mid-save."""
+                      after: tuple[float, float] = (0.05, 0.4), halfway: bool = False) -> None:
+    """Start a process that saves ``work/novel.txt`` and kill it mid-save: at a random moment of a
+    tight loop of saves, or (``halfway``) once a save has written half its temporary file, which
+    lands inside a save on any machine."""
     work.mkdir(parents=True, exist_ok=True)
-    child = _start(work, "saveloop", base_bytes)
+    child = _start(work, "savehalf" if halfway else "saveloop", base_bytes)
     lines: list[str] = []
     try:
+        if halfway:
+            if not _read_until(child, lines, time.monotonic() + 60, want="half"):
+                raise RuntimeError(f"the saver did not get halfway: {lines}")
+            return
         if not _read_until(child, lines, time.monotonic() + 60, want="saving"):
             raise RuntimeError(f"the saver did not start: {lines}")
         _read_until(child, lines, time.monotonic() + rng.uniform(*after))
