@@ -163,3 +163,20 @@ def test_shipped_model_suggests_after_multibyte_endings(path) -> None:
         for strategy in ("greedy", "top-p"):
             out = gen.complete("I had lunch. " + ending, SamplingConfig(strategy=strategy, max_new_tokens=4, seed=0))
             assert out, ending
+
+
+def test_shipped_asset_library_verifies_and_has_both_sets() -> None:
+    """Issue #18: the Design workspace's library (python -m export.data.library) is shipped, verifies,
+    holds the Tabler outline icons without Brand and the Fluent Emoji Flat, and stays small."""
+    from aigc_studio.runtime.library import AssetLibrary
+    from aigc_studio.runtime.registry import shipped_library_dir
+
+    lib = AssetLibrary.load(shipped_library_dir())
+    counts = {s.key: s.count for s in lib.sets}
+    assert counts == {"tabler": 5113, "fluent-emoji": 3139}
+    assert not [a for a in lib.assets if a.set == "tabler" and a.group == "Brand"]
+    assert all(a.recolourable == (a.set == "tabler") for a in lib.assets)
+    packages = {r.package: r.licence for s in lib.sets for r in s.sources}
+    assert packages == {"@tabler/icons": "MIT", "@iconify-json/fluent-emoji-flat": "MIT", "emojibase-data": "MIT"}
+    assert lib.size_bytes < 5_000_000, f"the library is {lib.size_bytes / 1e6:.1f} MB"
+    assert [a.name for a in lib.search("heart", limit=1)] == ["heart"]

@@ -31,6 +31,18 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "resources" / "models"
 
 
+LIBRARY_ENV_VAR = "AIGC_STUDIO_LIBRARY"
+
+
+def shipped_library_dir() -> Path:
+    """The Design workspace's asset library (runtime/library.py): `AIGC_STUDIO_LIBRARY` if set (tests,
+    a rebuilt library), else `resources/library/` beside the `aigc_studio` package."""
+    override = os.environ.get(LIBRARY_ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "resources" / "library"
+
+
 def user_models_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "models"
 
