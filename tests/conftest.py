@@ -99,3 +99,21 @@ def tiny_bpe_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_bpe import build_tiny_bpe_package
 
     return build_tiny_bpe_package(tmp_path_factory.mktemp("bpe-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_image_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random image-gan packages built with the workshop's export (once per session; needs torch):
+    "cond" (StyleGAN-style, text-conditioned), "uncond" (StyleGAN-style) and "dcgan", each in a folder of
+    its own under one root (models tiny-cond, tiny-uncond, tiny-dcgan). Read-only by convention."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from export.onnx.gan import export_package, tiny_generator
+
+    root = tmp_path_factory.mktemp("image-models")
+    out = {}
+    for key, arch, cond in [("cond", "stylegan", True), ("uncond", "stylegan", False), ("dcgan", "dcgan", False)]:
+        export_package(arch, tiny_generator(arch, cond), root / key, name=f"tiny-{key}", ganspace_samples=400,
+                       directions=4, verbose=False)
+        out[key] = root / key
+    return out

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from aigc_studio.runtime.image_files import GIF_ALPHA_THRESHOLD, GIF_MATTE, GIF_TRANSPARENT_INDEX  # noqa: F401 (re-exported by cli)
+
 from .common import _fail
 from .progress import _Progress
 
@@ -147,9 +149,8 @@ def _eval_fid(args: argparse.Namespace) -> int:
 _IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _ANIMATION_FORMATS = (".gif", ".webp")
 _FORMATS_TEXT = ".png, .webp, .gif, .jpg/.jpeg (an --interpolate animation: .gif or .webp)"
-GIF_ALPHA_THRESHOLD = 128        # GIF transparency is on or off: alpha >= this is opaque, the rest transparent
-GIF_MATTE = (255, 255, 255)      # kept semi-transparent pixels (and JPEG) are composited onto white
-GIF_TRANSPARENT_INDEX = 255      # the palette entry of transparent pixels; 0 .. 254 hold the colours
+# GIF_ALPHA_THRESHOLD, GIF_MATTE, GIF_TRANSPARENT_INDEX: the GIF rules live with the encoder shared with
+# the Design workspace (runtime/image_files.py, which imports Pillow only when it writes).
 
 
 def _add_generate_parser(sub: Any) -> None:
@@ -317,52 +318,14 @@ def _save_image(gen: Any, out: Any, fmt: str, img: Any, record: Any) -> None:
 
 
 def _save_animation(out: Any, fmt: str, frames: Sequence[Any]) -> None:
-    """Frames (H, W, 4) uint8 RGBA as an animated GIF (see `_gif_frames`) or lossless WebP (full alpha)."""
-    from PIL import Image
+    """Frames (H, W, 4) uint8 RGBA as an animated GIF or lossless WebP (`runtime.image_files`)."""
+    from aigc_studio.runtime.image_files import save_animation
 
-    if fmt == "GIF":
-        pics = _gif_frames(frames)
-        pics[0].save(out, format="GIF", save_all=True, append_images=pics[1:], duration=80, loop=0, disposal=2,
-                     transparency=GIF_TRANSPARENT_INDEX, optimize=False)
-    else:
-        pics = [Image.fromarray(f, "RGBA") for f in frames]
-        pics[0].save(out, format=fmt, save_all=True, append_images=pics[1:], duration=80, loop=0, lossless=True)
+    save_animation(out, fmt, frames)
 
 
 def _composite(img: Any, matte: tuple[int, int, int]) -> Any:
     """(..., 4) uint8 straight RGBA composited onto the colour `matte`: (..., 3) uint8 RGB."""
-    import numpy as np
+    from aigc_studio.runtime.image_files import composite
 
-    alpha = img[..., 3:].astype(np.float32) / 255.0
-    rgb = img[..., :3] * alpha + np.asarray(matte, np.float32) * (1.0 - alpha)
-    return np.rint(rgb).astype(np.uint8)
-
-
-def _gif_frames(frames: Sequence[Any]) -> list[Any]:
-    """RGBA frames as palette images for GIF, which has 256 colours and on/off transparency.
-
-    Pixels with alpha >= GIF_ALPHA_THRESHOLD are opaque, their colour composited onto GIF_MATTE (a
-    nearly transparent pixel's colour is noise, and must not show); the others are transparent, with
-    the dedicated palette entry GIF_TRANSPARENT_INDEX. One palette of 255 colours serves every frame,
-    so colours do not flicker from frame to frame."""
-    import numpy as np
-    from PIL import Image
-
-    rgba = np.stack([np.asarray(f, np.uint8) for f in frames])            # (N, H, W, 4)
-    n, h, w, _ = rgba.shape
-    opaque = rgba[..., 3] >= GIF_ALPHA_THRESHOLD                            # (N, H, W)
-    rgb = _composite(rgba, GIF_MATTE)
-    rgb[~opaque] = GIF_MATTE
-    q = Image.fromarray(rgb.reshape(n * h, w, 3), "RGB").quantize(
-        colors=GIF_TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    index = np.array(q, dtype=np.uint8).reshape(n, h, w)
-    index[~opaque] = GIF_TRANSPARENT_INDEX
-    palette = list(q.getpalette() or [])[:3 * GIF_TRANSPARENT_INDEX]
-    palette += [0] * (3 * GIF_TRANSPARENT_INDEX - len(palette)) + list(GIF_MATTE)
-    pics = []
-    for frame in index:
-        pic = Image.fromarray(frame, "P")
-        pic.putpalette(palette)
-        pic.info["transparency"] = GIF_TRANSPARENT_INDEX
-        pics.append(pic)
-    return pics
+    return composite(img, matte)

@@ -9,7 +9,8 @@ results come back as signals, with the same names from the worker through the ho
 A generator is not thread-safe, so whoever uses it runs in the same thread: the completion service
 moves its own worker into :attr:`ModelHost.worker_thread` and reads :attr:`ModelHostWorker.generator` from
 there. Queued calls to the two workers run one after the other, so a load never overlaps a
-suggestion. The Design workspace's image service is meant to do the same with its own generator kind.
+suggestion. The Design workspace's image service does the same with its own image generator
+(:mod:`aigc_studio.services.image_service`), loaded through :attr:`ModelHostWorker.backend`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class ModelHostWorker(QObject):
         super().__init__()
         self._backend = backend
         self._generator: GeneratorLike | None = None
+
+    @property
+    def backend(self) -> ModelBackend:
+        """The backend; call it only in this worker's thread (the image worker lists and loads image
+        models through it)."""
+        return self._backend
 
     @property
     def generator(self) -> GeneratorLike | None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from aigc_studio.core.cancel import Cancel
 
+from .image_models import ImageGeneratorLike, ImageModelSpec, ImageSettings, RuntimeImageModel
+
 if TYPE_CHECKING:
     from aigc_studio.core.sampling import SamplingConfig
     from aigc_studio.runtime.registry import ModelRegistry
@@ -28,6 +30,9 @@ __all__ = [
     "CompletionLike",
     "GenerationStatsLike",
     "GeneratorLike",
+    "ImageGeneratorLike",
+    "ImageModelSpec",
+    "ImageSettings",
     "ModelBackend",
     "ModelChoice",
     "ModelInfo",
@@ -171,13 +176,23 @@ def provider_label(provider: str) -> str:
 
 
 class ModelBackend(Protocol):
-    """Lists and creates text generators; called in the model host's worker thread only."""
+    """Lists and creates text generators and image generators; called in the model host's worker
+    thread only. Every call lists the installed packages again, so a package installed while the app
+    runs appears at the next listing."""
 
     def list_models(self) -> list[ModelInfo]: ...
 
     def gpu_status(self) -> tuple[bool, str]: ...
 
     def create(self, choice: ModelChoice) -> GeneratorLike: ...
+
+    def list_image_models(self) -> list[ModelInfo]:
+        """The installed `image-gan` packages (broken ones are left out)."""
+        ...
+
+    def create_image(self, name: str) -> ImageGeneratorLike:
+        """Load the image model ``name`` (raises with the reason when it cannot)."""
+        ...
 
 
 class RuntimeBackend:
@@ -236,3 +251,22 @@ class RuntimeBackend:
         package = self._get_registry().load(name)
         threads = min(choice.threads, max_threads())  # a setting made on a bigger machine still loads
         return TextGenerator(package, device=choice.device, threads=threads, spin=choice.spin)
+
+    def list_image_models(self) -> list[ModelInfo]:
+        """The installed image models (`image-gan` packages that can be read)."""
+        return [ModelInfo(name=info.name, kind=info.kind, path=str(info.path),
+                          size_bytes=int(info.size_bytes or 0), licence=info.licence or "",
+                          source=info.source or "")
+                for info in self._get_registry().list("image-gan") if not info.error]
+
+    def create_image(self, name: str) -> ImageGeneratorLike:
+        """Load the image package ``name`` (the first installed if "") on the CPU, two threads
+        (a 64-pixel image is too small for a GPU to pay off, and the writer keeps the other cores)."""
+        from aigc_studio.runtime.image_generator import ImageGenerator
+        from aigc_studio.runtime.package import PackageError
+
+        registry = self._get_registry()
+        name = name or registry.default_name("image-gan") or ""
+        if not name:
+            raise PackageError("no image model is installed")
+        return RuntimeImageModel(ImageGenerator(registry.load(name), device="cpu", threads=2))

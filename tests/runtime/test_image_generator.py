@@ -18,18 +18,8 @@ from aigc_studio.runtime.package import PackageError, load_package, write_packag
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    from export.onnx.gan import export_package, tiny_generator
-
-    root = tmp_path_factory.mktemp("image-models")
-    out = {}
-    for key, arch, cond in [("cond", "stylegan", True), ("uncond", "stylegan", False), ("dcgan", "dcgan", False)]:
-        export_package(arch, tiny_generator(arch, cond), root / key, name=f"tiny-{key}", ganspace_samples=400,
-                       directions=4, verbose=False)
-        out[key] = root / key
-    return out
+def packages(tiny_image_packages: dict[str, Path]) -> dict[str, Path]:
+    return tiny_image_packages  # built once per session in tests/conftest.py (the services' tests use them too)
 
 
 @pytest.fixture(scope="module")

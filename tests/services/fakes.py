@@ -1,9 +1,11 @@
-"""A scripted stand-in for the runtime's TextGenerator and its model registry.
+"""Scripted stand-ins for the runtime's TextGenerator, ImageGenerator and model registry.
 
 The fake yields words of a script (optionally slowly, to act like a busy model), checks ``cancel``
 before every step like the real generator, and records what it was asked. It implements the whole
 :class:`~aigc_studio.services.models.GeneratorLike` protocol. Used by the service, view-model and
-GUI tests.
+GUI tests. :class:`FakeImageGenerator` draws a numpy image that depends on every setting (with a
+faint, noisy fringe, like a GAN's near-transparent edge) and implements
+:class:`~aigc_studio.services.models.ImageGeneratorLike`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from aigc_studio.core.cancel import Cancel
-from aigc_studio.services.models import ModelChoice, ModelInfo
+from aigc_studio.core.png_record import GenerationRecord, encode_png
+from aigc_studio.services.models import ImageModelSpec, ImageSettings, ModelChoice, ModelInfo
 
 if TYPE_CHECKING:
-    from aigc_studio.services.models import GeneratorLike
+    from aigc_studio.services.models import GeneratorLike, ImageGeneratorLike
 
 Script = Callable[[str], str]
 
@@ -173,6 +179,72 @@ class FakeGenerator:
                 for i, text in enumerate(texts[:count])]
 
 
+class FakeImageGenerator:
+    """A numpy image model: ``generate`` draws a disc whose colour and size follow a hash of the
+    settings, on a transparent background with a fringe of faint (alpha < 64) noisy pixels.
+
+    ``delay_s`` makes each image take that long (a busy model); ``fail`` raises from ``generate``;
+    ``words`` is the description vocabulary (None: no word list). ``calls`` records every image made.
+    """
+
+    def __init__(self, name: str = "fake-image", *, size: int = 16, delay_s: float = 0.0,
+                 conditional: bool = True, words: tuple[str, ...] | None = None,
+                 fail: Exception | None = None, directions: int = 8) -> None:
+        self.name = name
+        self.delay_s = delay_s
+        self.fail = fail
+        self.calls: list[ImageSettings] = []
+        self.threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        groups = (("coarse", (0, 1)), ("middle", (2, 3)), ("fine", (4, 5)))
+        self._spec = ImageModelSpec(name=name, architecture="stylegan", img_size=size, style_based=True,
+                                    conditional=conditional, num_ws=6, layer_groups=groups,
+                                    direction_stds=tuple(1.0 + i / 4 for i in range(directions)),
+                                    model_sha256="f" * 64, provider="CPUExecutionProvider", words=words)
+
+    @property
+    def spec(self) -> ImageModelSpec:
+        return self._spec
+
+    def draw(self, settings: ImageSettings) -> np.ndarray:
+        """The image of ``settings`` (no call recorded)."""
+        n = self._spec.img_size
+        h = zlib.crc32(repr(settings).encode())
+        rng = np.random.RandomState(h)
+        yy, xx = np.mgrid[:n, :n]
+        r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2)
+        img = np.zeros((n, n, 4), np.uint8)
+        disc = r < n * (0.25 + (h % 7) / 40)
+        img[disc, :3] = rng.randint(0, 256, 3)
+        img[disc, 3] = 255
+        fringe = (~disc) & (rng.rand(n, n) < 0.3)
+        img[fringe] = np.concatenate([rng.randint(0, 256, (int(fringe.sum()), 3)),
+                                      rng.randint(1, 64, (int(fringe.sum()), 1))], axis=1)
+        return img
+
+    def generate(self, settings: ImageSettings) -> tuple[np.ndarray, GenerationRecord]:
+        with self._lock:
+            self.calls.append(settings)
+            self.threads.add(threading.current_thread())
+        if self.fail is not None:
+            raise self.fail
+        if self.delay_s:
+            time.sleep(self.delay_s)  # stands in for the graph run
+        img = self.draw(settings)
+        record = GenerationRecord(model=self.name, model_sha256=self._spec.model_sha256, seed=settings.seed,
+                                  psi=settings.psi, mix_seed=settings.mix_seed, mix_layers=settings.mix_layers,
+                                  directions=dict(settings.directions), text=settings.text,
+                                  provider=self._spec.provider, app="aigc-studio")
+        return img, record.with_pixels(img)
+
+    def interpolate(self, start: ImageSettings, end: ImageSettings, frames: int) -> list[np.ndarray]:
+        a, b = self.draw(start).astype(np.float32), self.draw(end).astype(np.float32)
+        return [np.rint(a + (b - a) * t).astype(np.uint8) for t in np.linspace(0, 1, frames)]
+
+    def png(self, image: np.ndarray, record: GenerationRecord) -> bytes:
+        return encode_png(image, record.with_pixels(image).text_chunks())
+
+
 class FakeBackend:
     """Lists fake models and creates :class:`FakeGenerator` instances.
 
@@ -189,6 +261,9 @@ class FakeBackend:
         self.gate = gate
         self.choices: list[ModelChoice] = []
         self.created = threading.Event()
+        self.image_generators: dict[str, FakeImageGenerator] = {"fake-image": FakeImageGenerator()}
+        """The installed image models; add one to "install" it."""
+        self.image_loads: list[str] = []
 
     def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(name=name, size_bytes=1_000_000) for name in self.model_names]
@@ -206,8 +281,24 @@ class FakeBackend:
         return self.generator
 
 
+    def list_image_models(self) -> list[ModelInfo]:
+        return [ModelInfo(name=name, kind="image-gan", size_bytes=3_000_000)
+                for name in list(self.image_generators)]
+
+    def create_image(self, name: str) -> FakeImageGenerator:
+        self.image_loads.append(name)
+        name = name or next(iter(self.image_generators), "")
+        if name not in self.image_generators:
+            raise ValueError(f"unknown image model {name!r} (known: {', '.join(self.image_generators)})")
+        return self.image_generators[name]
+
+
 def _typed(generator: FakeGenerator) -> GeneratorLike:
     return generator  # a type checker checks here that the fake implements the whole protocol
+
+
+def _typed_image(generator: FakeImageGenerator) -> ImageGeneratorLike:
+    return generator  # the same for the image protocol
 
 
 @dataclass
