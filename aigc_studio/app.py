@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from aigc_studio.services.documents import RecoveryStore
     from aigc_studio.services.models import RuntimeBackend
+    from aigc_studio.services.project import project_recovery_store
     from aigc_studio.services.settings import APPLICATION, ORGANIZATION, Settings
 
     existing = QApplication.instance()
@@ -73,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(args.settings)
     store = RecoveryStore(args.data_dir / "recovery" if args.data_dir else None)
     # A store that cannot write says so itself.
-    window = build_window(settings, RuntimeBackend(extra_paths=args.models or ()), store)
+    window = build_window(settings, RuntimeBackend(extra_paths=args.models or ()), store,
+                          design_store=project_recovery_store(args.data_dir))
     window.show()
     log.info("window shown %.2f s after start", time.perf_counter() - started)
     window.host.start()
@@ -82,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file: Path = args.file
         QTimer.singleShot(0, window, lambda: window.open_file(file))
     QTimer.singleShot(0, window, window.offer_recovery)
+    QTimer.singleShot(0, window, window.design.recover)  # an unsaved design comes back as it was
     if args.screenshot is not None:
         QTimer.singleShot(int(args.screenshot_after * 1000),
                           lambda: _screenshot(window, args.screenshot, args.screenshot_widget))
@@ -90,28 +93,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(code)
 
 
-def build_window(settings: Settings, backend: ModelBackend, store: RecoveryStore) -> MainWindow:
+def build_window(settings: Settings, backend: ModelBackend, store: RecoveryStore, *,
+                 design_store: RecoveryStore | None = None, library_path: Path | None = None) -> MainWindow:
     """Build every service and view-model and the main window that receives them.
 
     The model host's thread is not started yet (``window.host.start()``), nor a model loaded
     (``window.model.load()``); the window stops both services when it shuts down. Tests build their
-    window here too, with a fake backend, so they run the application's own wiring.
+    window here too, with a fake backend, so they run the application's own wiring. ``design_store``
+    keeps unsaved designs (None: no design autosave); ``library_path`` is the asset library (the
+    shipped one by default), read when the Design workspace is first shown.
     """
     from aigc_studio.gui.main_window import MainWindow
+    from aigc_studio.runtime.registry import shipped_library_dir
     from aigc_studio.services.completion_service import CompletionService
+    from aigc_studio.services.image_service import ImageService
+    from aigc_studio.services.library_service import LibraryService
     from aigc_studio.services.model_host import ModelHost
     from aigc_studio.services.settings import DEBOUNCE_DELAY
+    from aigc_studio.viewmodels.design import DesignServices
     from aigc_studio.viewmodels.document import DocumentViewModel
+    from aigc_studio.viewmodels.image import GenerationViewModel
     from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
     from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
     host = ModelHost(backend)
     completion = CompletionService(host, debounce_ms=settings.get(DEBOUNCE_DELAY))
+    images = ImageService(host)
+    design = DesignServices(GenerationViewModel(images), images,
+                            LibraryService(library_path or shipped_library_dir()), design_store)
     return MainWindow(settings, host=host, completion=completion,
                       model=ModelViewModel(host, completion, settings),
                       sampling=SamplingViewModel(settings),
                       suggestion=SuggestionViewModel(completion, host, settings),
-                      document=DocumentViewModel(settings, store))
+                      document=DocumentViewModel(settings, store), design=design)
 
 
 def _screenshot(window: MainWindow, path: Path, widget_name: str | None = None) -> None:

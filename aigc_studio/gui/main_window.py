@@ -29,10 +29,12 @@ from aigc_studio.services.settings import (
     WRAP_LINES,
     Settings,
 )
+from aigc_studio.viewmodels.design import DesignServices
 from aigc_studio.viewmodels.document import DocumentViewModel
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
+from .design_workspace import DesignWorkspace
 from .dialogs import PreferencesDialog, model_details
 from .file_actions import FILE_FILTERS, FileActionsWindow
 from .find_replace import FindReplaceBar
@@ -76,7 +78,7 @@ class MainWindow(FileActionsWindow):
 
     def __init__(self, settings: Settings, *, host: ModelHost, completion: CompletionService,
                  model: ModelViewModel, sampling: SamplingViewModel,
-                 suggestion: SuggestionViewModel, document: DocumentViewModel,
+                 suggestion: SuggestionViewModel, document: DocumentViewModel, design: DesignServices,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
@@ -87,9 +89,11 @@ class MainWindow(FileActionsWindow):
         self.model = model
         self.sampling = sampling
         self.document = document
-        for view_model in (suggestion, model, sampling, document):
+        self.design_services = design
+        for view_model in (suggestion, model, sampling, document, design.generation):
             view_model.setParent(self)
         self._shut_down = False
+        self._dock_was_shown = True  # the Sampling dock's visibility in the writing pane
         self._preferences: PreferencesDialog | None = None
 
         self._build_workspaces()
@@ -123,11 +127,13 @@ class MainWindow(FileActionsWindow):
         self.tabs.setObjectName("workspaces")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(writing, "Writing")
-        design = QLabel("The Design workspace (images from the generator) comes in a later "
-                        "version.")
-        design.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        design.setEnabled(False)
-        self.tabs.addTab(design, "Design")
+        services = self.design_services
+        self.design = DesignWorkspace(services.generation, services.library, project_store=services.store)
+        self.tabs.addTab(self.design, "Design")
+        self.tabs.currentChanged.connect(self._on_workspace_changed)
+        self.design.message.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        self.design.canvas.undo_stack.canUndoChanged.connect(self._on_undo_state_changed)
+        self.design.canvas.undo_stack.canRedoChanged.connect(self._on_undo_state_changed)
         self.setCentralWidget(self.tabs)
 
     def _build_sampling_dock(self) -> None:
@@ -217,6 +223,8 @@ class MainWindow(FileActionsWindow):
             self.restoreState(state)
 
     def _save_window_state(self) -> None:
+        if self.designing:  # save the writing pane's layout, not the Design tab's folded dock
+            self.tabs.setCurrentIndex(0)
         self.settings.set_state("geometry", bytes(self.saveGeometry().data()))
         self.settings.set_state("window", bytes(self.saveState().data()))
 
@@ -323,10 +331,15 @@ class MainWindow(FileActionsWindow):
 
     def show_about(self) -> None:
         """The version and what the application is."""
+        notices = self.design_services.library.licence_notices()
+        assets = ("".join(f"<br>{n.set_title}: {n.package} {n.version}, {n.licence}" for n in notices)
+                  or "<br>Tabler Icons (MIT), Fluent Emoji Flat (MIT, Microsoft), emoji tags from "
+                     "emojibase-data (MIT); full texts in resources/library.")
         QMessageBox.about(self, "About AIGC Studio",
-                          f"<b>AIGC Studio {__version__}</b><br>An offline writing assistant: a "
-                          f"small language model suggests the next words as you type. Everything "
-                          f"runs on this computer.")
+                          f"<b>AIGC Studio {__version__}</b><br>An offline assistant for writers and "
+                          f"designers: a small language model suggests the next words as you type, "
+                          f"and the Design workspace composes generated images, icons, emoji and text. "
+                          f"Everything runs on this computer.<br><br><b>Asset library</b>{assets}")
 
     # -- window events ----------------------------------------------------------------------------
 
@@ -356,7 +369,68 @@ class MainWindow(FileActionsWindow):
         self._shut_down = True
         self.suggestion.dismiss()
         self.model.shutdown()
+        self.design.shutdown()
+        self.design_services.shutdown()
         self.completion.shutdown()
         self.host.shutdown()
         self.document.close()
         self.settings.sync()
+
+    # -- the Design workspace ---------------------------------------------------------------------
+
+    @property
+    def designing(self) -> bool:
+        """Whether the Design workspace is on show."""
+        return self.tabs.currentWidget() is self.design
+
+    def _on_workspace_changed(self, index: int) -> None:
+        designing = self.designing
+        if designing and not self.design_services.started:
+            self.design_services.start()  # the image models are listed (and one loaded) on first use
+        # The Sampling panel is the writing pane's: folded away while designing, back as it was.
+        if designing:
+            self._dock_was_shown = self.sampling_dock.isVisible()
+            self.sampling_dock.hide()
+        elif self._dock_was_shown:
+            self.sampling_dock.show()
+        self.sync_undo_actions()
+
+    def undo(self) -> None:
+        """Undo in the workspace on show."""
+        self.design.canvas.undo_stack.undo() if self.designing else self.editor.undo()
+
+    def redo(self) -> None:
+        """Redo in the workspace on show."""
+        self.design.canvas.undo_stack.redo() if self.designing else self.editor.redo()
+
+    @Slot(bool)
+    def _on_undo_state_changed(self, _: bool) -> None:
+        self.sync_undo_actions()
+
+    def sync_undo_actions(self) -> None:
+        """Enable Undo and Redo for the workspace on show."""
+        if self._shut_down:  # the widgets are going away
+            return
+        stack, document = self.design.canvas.undo_stack, self.editor.document()
+        can_undo = stack.canUndo() if self.designing else document.isUndoAvailable()
+        can_redo = stack.canRedo() if self.designing else document.isRedoAvailable()
+        self.actions_["undo"].setEnabled(can_undo)
+        self.actions_["redo"].setEnabled(can_redo)
+
+    def _selected_phrase(self) -> str:
+        text = self.editor.textCursor().selectedText().replace("\u2029", "\n").strip()
+        if not text:
+            self.statusBar().showMessage("Select a phrase in the writing pane first", 6000)
+        return text
+
+    def send_selection_to_describe(self) -> None:
+        """Put the phrase selected in the writing pane into the Design workspace's describe box."""
+        if text := self._selected_phrase():
+            self.tabs.setCurrentWidget(self.design)
+            self.design_services.generation.set_text(text)
+
+    def send_selection_to_canvas(self) -> None:
+        """Place the phrase selected in the writing pane on the canvas as a text layer."""
+        if text := self._selected_phrase():
+            self.tabs.setCurrentWidget(self.design)
+            self.design.add_text(text)

@@ -81,12 +81,13 @@ class _Builder:
         window = self.window
         editor = window.editor
         menu = window.menuBar().addMenu("&Edit")
-        undo = self.action("undo", "&Undo", editor.undo, Keys.Undo)
-        redo = self.action("redo", "&Redo", editor.redo, Keys.Redo)
+        # Undo and redo act on the workspace on show: the text, or the design's canvas.
+        undo = self.action("undo", "&Undo", window.undo, Keys.Undo)
+        redo = self.action("redo", "&Redo", window.redo, Keys.Redo)
         undo.setEnabled(False)
         redo.setEnabled(False)
-        editor.undoAvailable.connect(undo.setEnabled)
-        editor.redoAvailable.connect(redo.setEnabled)
+        editor.undoAvailable.connect(window._on_undo_state_changed)
+        editor.redoAvailable.connect(window._on_undo_state_changed)
         menu.addActions([undo, redo])
         menu.addSeparator()
         menu.addAction(self.action("cut", "Cu&t", editor.cut, Keys.Cut))
@@ -98,6 +99,11 @@ class _Builder:
                                    Keys.Find))
         menu.addAction(self.action("replace", "R&eplace\u2026",
                                    lambda: window.find_bar.open(True), QKeySequence("Ctrl+H")))
+        menu.addSeparator()
+        menu.addAction(self.action("describe_selection", "Send Selection to &Describe",
+                                   window.send_selection_to_describe))
+        menu.addAction(self.action("text_layer_selection", "Place Selection on the &Canvas",
+                                   window.send_selection_to_canvas))
         menu.addSeparator()
         menu.addAction(self.action("preferences", "Pre&ferences\u2026", window.show_preferences,
                                    Keys.Preferences))

@@ -17,6 +17,7 @@ from aigc_studio.services.documents import RecoveryStore
 from aigc_studio.services.model_host import ModelHost
 from aigc_studio.services.models import ModelState
 from aigc_studio.services.settings import Settings
+from tests.runtime.test_library import build_tiny_library
 from tests.services.fakes import FakeBackend, FakeGenerator
 
 
@@ -91,12 +92,15 @@ def make_app(qtbot, tmp_path: Path) -> Iterator[MakeApp]:
     windows: list[MainWindow] = []
 
     def make(generator: FakeGenerator | None = None, *, backend: FakeBackend | None = None,
-             load: bool = True, name: str = "main", debounce_ms: int = 30) -> App:
+             load: bool = True, name: str = "main", debounce_ms: int = 30,
+             design_store: RecoveryStore | None = None) -> App:
         settings = Settings(tmp_path / f"{name}.ini")
         settings.set_value("completion/debounce_ms", debounce_ms)
         backend = backend or FakeBackend(generator)
         store = RecoveryStore(tmp_path / "recovery")
-        window = build_window(settings, backend, store)
+        library = tmp_path / f"library-{name}"
+        window = build_window(settings, backend, store, design_store=design_store,
+                              library_path=library if library.exists() else build_tiny_library(library))
         windows.append(window)
         qtbot.addWidget(window)
         window.show()
