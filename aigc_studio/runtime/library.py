@@ -28,7 +28,7 @@ from typing import Any
 
 from aigc_studio.core.svg import recolour
 from aigc_studio.runtime.manifest import FileEntry
-from aigc_studio.runtime.package import sha256_file
+from aigc_studio.runtime.package import read_json_object, sha256_file
 
 __all__ = ["FORMAT_VERSION", "KIND", "MANIFEST", "Asset", "AssetLibrary", "AssetSet", "LibraryError",
            "SetSource", "SourceRecord", "recolour", "write_library"]
@@ -38,7 +38,6 @@ FORMAT_VERSION = 1
 READABLE_VERSIONS = (1,)
 KIND = "asset-library"
 MANIFEST = "manifest.json"
-MAX_MANIFEST_BYTES = 1 << 20
 MAX_SET_BYTES = 256 << 20
 """A set's JSON after decompression; a larger one (a gzip bomb) is refused while it is read."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -131,21 +130,7 @@ def _file_name(value: str, where: str, path: Path) -> str:
 def read_library_manifest(path: Path) -> tuple[dict[str, Any], tuple[AssetSet, ...]]:
     """The manifest of the library folder ``path``, checked field by field (no checksums), and its
     sets parsed into :class:`AssetSet`."""
-    mpath = path / MANIFEST
-    if not path.is_dir():
-        raise _fail(path, "folder not found")
-    if not mpath.is_file():
-        raise _fail(path, f"{MANIFEST} is missing")
-    try:
-        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-            raise _fail(path, f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES:,} bytes")
-        m = json.loads(mpath.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _fail(path, f"{MANIFEST} cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _fail(path, f"{MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(m, dict):
-        raise _fail(path, f"{MANIFEST} must hold a JSON object")
+    m = read_json_object(path, MANIFEST, _fail)
     version = m.get("format_version")
     if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise _fail(path, f"{MANIFEST}: format version {version!r} is not supported by this AIGC Studio "

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -83,28 +83,36 @@ def _fail(path: Path, what: str) -> PackageError:
     return PackageError(f"model package {path}: {what}")
 
 
+def read_json_object(folder: Path, name: str, fail: Callable[[Path, str], Exception]) -> dict[str, Any]:
+    """The JSON object in ``folder / name`` (a manifest: at most MAX_MANIFEST_BYTES), or ``fail(folder,
+    why)`` raised when the folder or file is missing, unreadable, too large, not JSON, nested too deeply
+    or not an object. Package and asset-library manifests are read through here."""
+    file = folder / name
+    if not folder.is_dir():
+        raise fail(folder, "folder not found")
+    if not file.is_file():
+        raise fail(folder, f"{name} is missing")
+    try:
+        size = file.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise fail(folder, f"{name} is {size:,} bytes; a manifest has at most {MAX_MANIFEST_BYTES:,}")
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail(folder, f"{name} cannot be read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise fail(folder, f"{name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise fail(folder, f"{name} is not valid JSON (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise fail(folder, f"{name} must hold a JSON object")
+    return data
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and check the manifest of the package folder `path` (no checksums): every field the
     runtime reads has its type and range checked (runtime/manifest_schema.py)."""
     path = Path(path)
-    mpath = path / MANIFEST
-    if not path.is_dir():
-        raise _fail(path, "folder not found")
-    if not mpath.is_file():
-        raise _fail(path, f"{MANIFEST} is missing")
-    try:
-        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-            raise _fail(path, f"{MANIFEST} is {mpath.stat().st_size:,} bytes; a manifest has at most "
-                              f"{MAX_MANIFEST_BYTES:,}")
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _fail(path, f"{MANIFEST} cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(path, f"{MANIFEST} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise _fail(path, f"{MANIFEST} is not valid JSON (nested too deeply)") from None
-    if not isinstance(manifest, dict):
-        raise _fail(path, f"{MANIFEST} must hold a JSON object")
+    manifest = read_json_object(path, MANIFEST, _fail)
     version = manifest.get("format_version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise _fail(path, f"{MANIFEST}: format version {version!r} is not supported by this AIGC Studio "
