@@ -10,6 +10,8 @@ from aigc_studio.core.project_schema import Layer
 
 __all__ = ["CanvasSizeCommand", "ChangeLayersCommand", "LayerHost"]
 
+MERGE_ID = 0x4C59  # QUndoCommand.id of mergeable changes (-1, the default, never merges)
+
 
 class LayerHost(Protocol):
     """What the commands change: the canvas view."""
@@ -25,13 +27,29 @@ class LayerHost(Protocol):
 
 class ChangeLayersCommand(QUndoCommand):
     """Layers from ``before`` to ``after``: a layer only in ``after`` is added, one only in ``before``
-    removed, one in both set to its ``after`` state. Undo goes back."""
+    removed, one in both set to its ``after`` state. Undo goes back.
 
-    def __init__(self, host: LayerHost, before: list[Layer], after: list[Layer], text: str) -> None:
+    A non-empty ``merge_key`` lets the next change of the same layers with the same key join this one,
+    so that a spin box's arrow steps or a slider drag are one undo step."""
+
+    def __init__(self, host: LayerHost, before: list[Layer], after: list[Layer], text: str,
+                 merge_key: str = "") -> None:
         super().__init__(text)
         self._host = host
         self._before = list(before)
         self._after = list(after)
+        self._merge_key = merge_key
+
+    def id(self) -> int:
+        return MERGE_ID if self._merge_key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if (not isinstance(other, ChangeLayersCommand) or other._merge_key != self._merge_key
+                or [layer.id for layer in other._before] != [layer.id for layer in self._after]):
+            return False
+        self._after = other._after
+        self.setObsolete(self._after == self._before)  # changed and changed back: no step at all
+        return True
 
     def _change(self, old: list[Layer], new: list[Layer]) -> None:
         new_ids = {layer.id for layer in new}

@@ -186,13 +186,16 @@ class DesignCanvasView(QGraphicsView):
 
     # ------------------------------------------------------------------------------------------ changing
 
-    def change(self, changes: dict[str, dict[str, Any]], text: str) -> None:
+    def change(self, changes: dict[str, dict[str, Any]], text: str, merge_key: str = "") -> None:
         """Change layer fields as one undo step: ``{layer id: {field: value}}`` (e.g. colours, text,
-        name, a generated layer's settings). ``ValueError`` for unknown fields."""
+        name, a generated layer's settings). ``ValueError`` for unknown fields.
+
+        Consecutive changes of the same layers with the same non-empty ``merge_key`` make one step
+        (a spin box's arrow steps); a change without the key, or with another, starts a new one."""
         before = [self.layer(i) for i in changes]
         after = [replace(layer, **changes[layer.id]) for layer in before]
         if after != before:
-            self.undo_stack.push(ChangeLayersCommand(self, before, after, text))
+            self.undo_stack.push(ChangeLayersCommand(self, before, after, text, merge_key))
 
     def set_fields(self, ids: Iterable[str], text: str, **fields: Any) -> None:
         """Set the same fields on several layers as one undo step."""
