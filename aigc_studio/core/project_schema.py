@@ -4,6 +4,11 @@ A design is a canvas size and a list of layers, bottom to top. Each layer is one
 :class:`Layer`; fields that do not belong to its kind keep their defaults. Image and SVG layers name
 an asset (``assets/<sha256 prefix>.png|svg``) whose bytes live beside ``project.json`` in the zip.
 
+Version 2 adds an optional ``history``: the generation panel's image history (the view-model's
+history JSON, embedded as a JSON object whose ``entries`` are objects). This module checks it only as
+data (its size, its shape); what an entry means is the view-model's to check. Version 1 files (no
+history) are still read.
+
 :func:`parse_project` reads JSON that came from anywhere: every type, range and name is checked, and
 anything unexpected raises :class:`ProjectFormatError` with a message a user can act on.
 """
@@ -17,17 +22,21 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["CANVAS_PRESETS", "LAYER_KINDS", "PROJECT_FORMAT", "PROJECT_VERSION", "CanvasPreset", "Layer",
-           "ProjectData", "ProjectFormatError", "asset_name", "parse_project", "project_to_json"]
+__all__ = ["CANVAS_PRESETS", "LAYER_KINDS", "MAX_HISTORY_CHARS", "MAX_HISTORY_ENTRIES", "PROJECT_FORMAT",
+           "PROJECT_VERSION", "READ_VERSIONS", "CanvasPreset", "Layer", "ProjectData", "ProjectFormatError",
+           "asset_name", "parse_project", "project_to_json"]
 
 PROJECT_FORMAT = "aigc-studio.design"
-PROJECT_VERSION = 1
+PROJECT_VERSION = 2
+READ_VERSIONS = (1, 2)      # version 1: no history
 LAYER_KINDS = ("image", "svg", "text", "rect", "ellipse")
 ALIGNMENTS = ("left", "center", "right")
 MAX_LAYERS = 2000
 MAX_SIDE = 20000            # pixels, canvas and layer
 MAX_TEXT = 100_000          # characters of one text layer
 MAX_NAME = 200
+MAX_HISTORY_CHARS = 4 << 20    # the history's JSON text (an entry is a few hundred characters)
+MAX_HISTORY_ENTRIES = 10_000
 _COLOUR = re.compile(r"^(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8})?$")  # "" = none
 _ASSET = re.compile(r"^assets/[0-9a-f]{16,64}\.(png|svg)$")
 _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -89,12 +98,14 @@ class Layer:
 
 @dataclass(frozen=True)
 class ProjectData:
-    """A whole design: canvas size, layers bottom to top, and the assets' bytes by member name."""
+    """A whole design: canvas size, layers bottom to top, the assets' bytes by member name, and the
+    generation history's JSON text (None: none kept, as in a version 1 file)."""
 
     width: int
     height: int
     layers: tuple[Layer, ...] = ()
     assets: dict[str, bytes] = field(default_factory=dict)
+    history: str | None = None
 
 
 def asset_name(data: bytes, suffix: str) -> str:
@@ -104,10 +115,37 @@ def asset_name(data: bytes, suffix: str) -> str:
 
 def project_to_json(project: ProjectData) -> str:
     """``project.json``'s text for ``project`` (the assets are stored separately)."""
-    body = {"format": PROJECT_FORMAT, "version": PROJECT_VERSION,
-            "canvas": {"width": project.width, "height": project.height},
-            "layers": [asdict(layer) for layer in project.layers]}
+    body: dict[str, Any] = {"format": PROJECT_FORMAT, "version": PROJECT_VERSION,
+                            "canvas": {"width": project.width, "height": project.height},
+                            "layers": [asdict(layer) for layer in project.layers]}
+    if project.history is not None:
+        try:
+            value = json.loads(project.history)
+        except (ValueError, RecursionError) as error:
+            raise ProjectFormatError(f"the image history is not valid JSON ({str(error)[:200]})") from None
+        _check_history(value)
+        body["history"] = value
     return json.dumps(body, ensure_ascii=False, indent=1)
+
+
+def _check_history(value: Any) -> str:
+    """The history's JSON text, once ``value`` is a bounded object whose ``entries`` are objects."""
+    if not isinstance(value, dict) or not isinstance(value.get("entries"), list):
+        raise ProjectFormatError("'history' must be a JSON object with a list of 'entries'")
+    entries = value["entries"]
+    if len(entries) > MAX_HISTORY_ENTRIES:
+        raise ProjectFormatError(f"'history' has {len(entries)} entries, more than the {MAX_HISTORY_ENTRIES} "
+                                 "a design may keep")
+    if not all(isinstance(entry, dict) for entry in entries):
+        raise ProjectFormatError("every entry of 'history' must be a JSON object")
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (ValueError, RecursionError) as error:
+        raise ProjectFormatError(f"'history' cannot be read ({str(error)[:200]})") from None
+    if len(text) > MAX_HISTORY_CHARS:
+        raise ProjectFormatError(f"'history' is {len(text)} characters long, more than the "
+                                 f"{MAX_HISTORY_CHARS} a design may keep")
+    return text
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Layer)}
@@ -198,9 +236,10 @@ def parse_project(text: str | bytes, assets: dict[str, bytes] | None = None) -> 
     if not isinstance(body, dict) or body.get("format") != PROJECT_FORMAT:
         raise ProjectFormatError("project.json is not an AIGC Studio design (its 'format' is missing or wrong)")
     version = body.get("version")
-    if version != PROJECT_VERSION:
-        raise ProjectFormatError(f"design version {version!r} is not supported (this AIGC Studio reads version "
-                                 f"{PROJECT_VERSION}); it was written by a newer version or damaged")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READ_VERSIONS:
+        raise ProjectFormatError(f"design version {version!r} is not supported (this AIGC Studio reads versions "
+                                 f"{READ_VERSIONS[0]} to {READ_VERSIONS[-1]}); it was written by a newer "
+                                 "version or damaged")
     width, height = _parse_canvas(body)
     raw_layers = body.get("layers")
     if not isinstance(raw_layers, list) or len(raw_layers) > MAX_LAYERS:
@@ -214,4 +253,6 @@ def parse_project(text: str | bytes, assets: dict[str, bytes] | None = None) -> 
         if missing:
             raise ProjectFormatError(f"the design names assets the file does not hold: {', '.join(missing)[:300]}")
         assets = {name: data for name, data in assets.items() if name in used}
-    return ProjectData(width, height, layers, dict(assets or {}))
+    raw_history = body.get("history") if version >= 2 else None  # version 1 had no history
+    history = _check_history(raw_history) if raw_history is not None else None
+    return ProjectData(width, height, layers, dict(assets or {}), history)

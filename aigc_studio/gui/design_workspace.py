@@ -2,41 +2,41 @@
 
 A designer explores generated images on the left, composes on the canvas in the middle (images, icons,
 emoji, text, shapes; undo for every change) and picks icons and emoji from the library on the right, then
-exports the design as PNG or SVG or saves it as a project. Nothing here runs a model: the generation
-panel's view-model talks to the image service in the model host's thread.
+exports the design as PNG or SVG or saves it as a project (with the generation history). Nothing here
+runs a model: the generation panel's view-model talks to the image service in the model host's thread.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
+    QDialog,
     QFileDialog,
     QInputDialog,
-    QLabel,
-    QMenu,
     QScrollArea,
     QSplitter,
     QTabWidget,
-    QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from aigc_studio.core.project_schema import CANVAS_PRESETS, ProjectData
-from aigc_studio.gui.canvas import EXPORT_SCALES, DesignCanvasView, LayersPanel, arrange, export_png, export_svg
+from aigc_studio.core.project_schema import MAX_HISTORY_CHARS, ProjectData, ProjectFormatError
+from aigc_studio.gui.canvas import DesignCanvasView, LayersPanel, PropertiesPanel, export_png, export_svg
+from aigc_studio.gui.design_toolbar import build_canvas_toolbar
+from aigc_studio.gui.dialogs import ChoiceDialog
 from aigc_studio.gui.generation_panel import GenerationPanel
 from aigc_studio.gui.library_panel import LibraryPanel
 from aigc_studio.services.files import atomic_write
 from aigc_studio.services.library_service import LibraryService
 from aigc_studio.services.project import (
     ProjectError,
+    RecoveredProject,
     make_project_autosave,
     open_project,
     pending_project_recoveries,
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 CASCADE = 7
 """Layers added in a row step along this many places of a diagonal through the paper's centre."""
+
+UNTITLED = "Untitled design"
+"""The title of a design that has no file yet."""
 
 FileChooser = Callable[[QWidget, str, str], str]
 """(parent, title, filter) -> a chosen path or "": a file dialog, replaced in tests."""
@@ -68,6 +71,9 @@ class DesignWorkspace(QWidget):
 
     message = Signal(str)
     """A line for the status bar: what was exported or saved, or why something failed."""
+    title_changed = Signal(str)
+    """The design's title changed: carries it ("Untitled design" or the file name, with a leading "*"
+    while the design has unsaved changes)."""
 
     def __init__(self, generation: GenerationViewModel, library: LibraryService, *,
                  project_store: RecoveryStore | None = None, parent: QWidget | None = None) -> None:
@@ -76,9 +82,13 @@ class DesignWorkspace(QWidget):
         self.save_dialog: FileChooser = _save_dialog
         self.open_dialog: FileChooser = _open_dialog
         self.project_path: Path | None = None
+        self._vm = generation
+        self._title = UNTITLED
         self.generation = GenerationPanel(generation)
         self.canvas = DesignCanvasView(512, 512)
         self.layers = LayersPanel(self.canvas)
+        self.properties = PropertiesPanel(self.canvas)
+        self.properties.restore_generation_requested.connect(self._on_restore_generation)
         self.library = LibraryPanel(library)
         self._build()
         self.generation.add_to_canvas_requested.connect(self._on_add_image)
@@ -89,6 +99,20 @@ class DesignWorkspace(QWidget):
                          if project_store is not None else None)
         """Keeps the unsaved design in the recovery store (None without a store)."""
         self.canvas.undo_stack.indexChanged.connect(self._on_changed)
+        self.canvas.undo_stack.cleanChanged.connect(self._update_title)
+        generation.history_changed.connect(self._on_changed)  # journaled with the unsaved design
+
+    @property
+    def title(self) -> str:
+        """The design's title: :data:`UNTITLED` or the file name, with a leading "*" for unsaved changes."""
+        return self._title
+
+    def _update_title(self, *_: object) -> None:
+        name = self.project_path.name if self.project_path is not None else UNTITLED
+        title = name if self.canvas.undo_stack.isClean() else f"*{name}"
+        if title != self._title:
+            self._title = title
+            self.title_changed.emit(title)
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -102,11 +126,12 @@ class DesignWorkspace(QWidget):
         right.setObjectName("designSideTabs")
         right.addTab(self.library, "Library")
         right.addTab(self.layers, "Layers")
+        right.addTab(self.properties, "Properties")
         middle = QWidget()
         column = QVBoxLayout(middle)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
-        column.addWidget(self._build_toolbar())
+        column.addWidget(build_canvas_toolbar(self))
         column.addWidget(self.canvas, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setObjectName("designSplitter")
@@ -118,57 +143,6 @@ class DesignWorkspace(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-
-    def _build_toolbar(self) -> QToolBar:
-        bar = QToolBar("Canvas")
-        bar.setObjectName("canvasToolbar")
-        self.size_combo = QComboBox()
-        self.size_combo.setObjectName("canvasSize")
-        for preset in CANVAS_PRESETS:
-            self.size_combo.addItem(f"{preset.name} {preset.width}×{preset.height}", (preset.width, preset.height))
-        self.size_combo.addItem("Custom size…", None)
-        self.size_combo.activated.connect(self._on_size_chosen)
-        bar.addWidget(QLabel(" Canvas "))
-        bar.addWidget(self.size_combo)
-        bar.addSeparator()
-        self._tool(bar, "Text", lambda: self.canvas.add_text("Text"), "addText")
-        self._tool(bar, "Rectangle", lambda: self.canvas.add_shape("rect"), "addRect")
-        self._tool(bar, "Ellipse", lambda: self.canvas.add_shape("ellipse"), "addEllipse")
-        bar.addSeparator()
-        undo = self.canvas.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
-        redo = self.canvas.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcut(QKeySequence.StandardKey.Redo)
-        for action in (undo, redo):
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            bar.addAction(action)
-        self._tool(bar, "Delete", lambda: self.canvas.remove(), "deleteLayers")
-        arrange_button = QToolButton()
-        arrange_button.setText("Arrange")
-        arrange_button.setObjectName("arrangeButton")
-        arrange_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        arrange_button.setMenu(self._arrange_menu(arrange_button))
-        bar.addWidget(arrange_button)
-        self._tool(bar, "Fit", self.canvas.fit, "zoomFit")
-        bar.addSeparator()
-        export = QToolButton()
-        export.setText("Export")
-        export.setObjectName("exportButton")
-        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(export)
-        for scale in EXPORT_SCALES:
-            menu.addAction(f"PNG at {scale}×…", lambda s=scale: self.export_png_file(scale=s))
-        menu.addAction("SVG…", lambda: self.export_svg_file())
-        export.setMenu(menu)
-        bar.addWidget(export)
-        self._tool(bar, "Open…", lambda: self.open_project_file(), "openProject")
-        self._tool(bar, "Save…", lambda: self.save_project_file(), "saveProject")
-        return bar
-
-    def _tool(self, bar: QToolBar, text: str, slot: Callable[[], object], name: str) -> QAction:
-        action = bar.addAction(text, slot)
-        action.setObjectName(name)
-        return action
 
     # -- adding -----------------------------------------------------------------------------------
 
@@ -185,6 +159,15 @@ class DesignWorkspace(QWidget):
         except ValueError as error:
             self.message.emit(f"Could not add the image: {error}")
 
+    def _on_restore_generation(self, record_json: str) -> None:
+        """Open the selected generated layer's settings in the generation panel (from its PNG, whose
+        record is the layer's)."""
+        for layer_id in self.canvas.selected_ids():
+            layer = self.canvas.layer(layer_id)
+            if layer.kind == "image" and layer.record == record_json:
+                self.generation.vm.restore_from_png(self.canvas.asset(layer.asset))
+                return
+
     def _on_add_svg(self, svg: str, name: str, recolourable: bool) -> None:
         try:
             self.canvas.add_svg(svg, name, recolourable, at=self._spot())
@@ -195,41 +178,8 @@ class DesignWorkspace(QWidget):
         """Place ``text`` (a phrase from the writing pane) on the canvas as a text layer."""
         return self.canvas.add_text(text, at=self._spot())
 
-    def _arrange_menu(self, parent: QWidget) -> QMenu:
-        """Arrange: order, align, distribute, group, scale and rotate the selected layers."""
-        menu = QMenu(parent)
-        canvas = self.canvas
-
-        def on_selection(action: Callable[[DesignCanvasView, list[str]], object]) -> Callable[[], None]:
-            def run() -> None:
-                if ids := canvas.selected_ids():
-                    action(canvas, ids)
-                else:
-                    self.message.emit("Select one or more layers first")
-            return run
-
-        for text, action in (
-                ("Bring to Front", arrange.bring_to_front), ("Send to Back", arrange.send_to_back),
-                ("Bring Forward", arrange.bring_forward), ("Send Backward", arrange.send_backward)):
-            menu.addAction(text, on_selection(action))
-        menu.addSeparator()
-        for mode, text in (("left", "Left"), ("hcenter", "Centre"), ("right", "Right"), ("top", "Top"),
-                           ("vcenter", "Middle"), ("bottom", "Bottom")):
-            menu.addAction(f"Align {text}", on_selection(lambda c, ids, m=mode: arrange.align(c, ids, m)))
-        menu.addAction("Distribute Horizontally",
-                       on_selection(lambda c, ids: arrange.distribute(c, ids, "horizontal")))
-        menu.addAction("Distribute Vertically", on_selection(lambda c, ids: arrange.distribute(c, ids, "vertical")))
-        menu.addSeparator()
-        menu.addAction("Group", on_selection(arrange.group))
-        menu.addAction("Ungroup", on_selection(arrange.ungroup))
-        menu.addSeparator()
-        menu.addAction("Larger (125%)", on_selection(lambda c, ids: arrange.scale(c, ids, 1.25)))
-        menu.addAction("Smaller (80%)", on_selection(lambda c, ids: arrange.scale(c, ids, 0.8)))
-        menu.addAction("Rotate Left 15°", on_selection(lambda c, ids: arrange.rotate(c, ids, -15)))
-        menu.addAction("Rotate Right 15°", on_selection(lambda c, ids: arrange.rotate(c, ids, 15)))
-        return menu
-
-    def _on_size_chosen(self, index: int) -> None:
+    def choose_size(self, index: int) -> None:
+        """Resize the paper to the size list's entry ``index`` (asking for a custom size)."""
         size = self.size_combo.itemData(index)
         if size is None:
             width, ok = QInputDialog.getInt(self, "Canvas size", "Width (px)", self.canvas.canvas_size[0], 16, 20000)
@@ -282,19 +232,22 @@ class DesignWorkspace(QWidget):
         if not path:
             return False
         try:
-            save_project(path, self.canvas.project())
-        except (ProjectError, OSError) as error:
+            save_project(path, self._project())
+        except (ProjectFormatError, OSError) as error:
             self.message.emit(f"Could not save {path}: {error}")
             return False
         self.project_path = Path(path)
         self.canvas.undo_stack.setClean()
+        self._update_title()
         if self.autosave is not None:
             self.autosave.clear()
         self.message.emit(f"Saved {path}")
         return True
 
     def open_project_file(self, path: str | None = None) -> bool:
-        """Open a project; a damaged or hostile file is refused with a message and the open design kept."""
+        """Open a project and its generation history; a damaged or hostile file (its history included)
+        is refused with a message, and the open design and history are kept. A file without a history
+        (version 1) leaves the history as it is."""
         path = path or self.open_dialog(self, "Open design", "AIGC Studio designs (*.aigcd)")
         if not path:
             return False
@@ -303,8 +256,13 @@ class DesignWorkspace(QWidget):
         except (ProjectError, OSError) as error:
             self.message.emit(str(error))
             return False
-        self.canvas.load_project(project)
+        if project.history is not None and not self._vm.load_history_json(project.history):
+            # the view-model keeps its history when the text is refused; so is the canvas
+            self.message.emit(f"Cannot open {Path(path).name}: {self._vm.message}")
+            return False
         self.project_path = Path(path)
+        self.canvas.load_project(project)
+        self._update_title()
         self.canvas.fit()
         self._sync_size_combo()
         self.message.emit(f"Opened {path}")
@@ -316,27 +274,72 @@ class DesignWorkspace(QWidget):
         if self.autosave is not None:
             self.autosave.document_changed()
 
+    def _project(self) -> ProjectData:
+        """The design as saved: the canvas's data and the generation history."""
+        history: str | None = self._vm.history_json()
+        if len(history or "") > MAX_HISTORY_CHARS:  # not expected (the view-model bounds its history)
+            log.warning("the image history (%d characters) is too long to keep with the design", len(history or ""))
+            history = None
+        return replace(self.canvas.project(), history=history)
+
     def _snapshot(self) -> ProjectData | None:
-        return None if self.canvas.undo_stack.isClean() else self.canvas.project()
+        return None if self.canvas.undo_stack.isClean() else self._project()
 
     def _path_text(self) -> str | None:
         return str(self.project_path) if self.project_path is not None else None
 
-    def recover(self) -> int:
-        """Restore the newest design a crash or a kill left unsaved (it stays unsaved); return how many
-        were found. The others stay in the recovery folder for the next start."""
+    def exec_dialog(self, dialog: QDialog) -> int:
+        """Run a modal dialog (tests patch ``QDialog.exec`` so nothing blocks)."""
+        return dialog.exec()
+
+    def _ask_recovery(self, found: RecoveredProject) -> str:
+        """Recover / Discard / Later for one unsaved design: its name and when it was autosaved."""
+        name = Path(found.path).name if found.path else UNTITLED
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.entry.saved_at))
+        layers = len(found.project.layers)
+        dialog = ChoiceDialog(
+            "designRecoveryDialog", "Recover unsaved design",
+            f"The design “{name}” ({layers} layer{'s' if layers != 1 else ''}, autosaved {when}) was "
+            f"not saved when AIGC Studio last stopped.\n\nRecover it (it stays unsaved until you save it), "
+            f"discard it for good, or decide at the next start?",
+            [("recover", "Recover"), ("discard", "Discard"), ("later", "Later")], self)
+        self.exec_dialog(dialog)
+        return dialog.choice
+
+    def recover(self) -> bool:
+        """Offer the designs a crash or a kill left unsaved, newest first: Recover restores one (it stays
+        unsaved) and stops, Discard removes it and offers the next, Later keeps it and the rest for the
+        next start. True when a design was restored."""
         if self._store is None:
-            return 0
+            return False
         found, problems = pending_project_recoveries(self._store)
         for problem in problems:
             log.warning("design recovery: %s", problem)
-        if found:
-            newest = found[0]
-            self.canvas.load_project(newest.project)
-            self.project_path = Path(newest.path) if newest.path else None
-            self._store.discard(newest.entry)
-            self.message.emit("Recovered the design that was not saved when AIGC Studio last stopped")
-        return len(found)
+        for item in found:
+            choice = self._ask_recovery(item)
+            if choice == "discard":
+                self._store.discard(item.entry)
+                continue
+            if choice == "recover":
+                self._restore(item)
+                return True
+            break  # later: this one and the older ones wait for the next start
+        return False
+
+    def _restore(self, item: RecoveredProject) -> None:
+        self.project_path = Path(item.path) if item.path else None
+        self.canvas.load_project(item.project)
+        self.canvas.undo_stack.resetClean()  # unsaved, as it was when it was lost
+        self._update_title()
+        self._sync_size_combo()
+        if item.project.history is not None and not self._vm.load_history_json(item.project.history):
+            log.warning("design recovery: the image history was not restored: %s", self._vm.message)
+        if self._store is not None:
+            self._store.discard(item.entry)
+        if self.autosave is not None:
+            self.autosave.document_changed()  # kept again, by this session
+        self.message.emit(f"Recovered {self.project_path.name if self.project_path else UNTITLED}, which was not "
+                          "saved when AIGC Studio last stopped")
 
     def shutdown(self) -> None:
         """Stop the autosave and the library panel and end the design recovery session."""

@@ -25,13 +25,21 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSlider,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from aigc_studio.services.image_models import ImageModelSpec, ImageSettings
 from aigc_studio.services.image_service import GeneratedImage
-from aigc_studio.viewmodels.image import DIRECTION_RANGE, GenerationViewModel, HistoryEntry
+from aigc_studio.viewmodels.image import (
+    DEFAULT_FRAMES,
+    DIRECTION_RANGE,
+    MAX_FRAMES,
+    MIN_FRAMES,
+    GenerationViewModel,
+    HistoryEntry,
+)
 
 from .image_preview import IMAGE_MIME, ImagePreviewWidget, rgba_pixmap
 from .settings_form import guard_wheel
@@ -118,6 +126,14 @@ class GenerationPanel(QWidget):
         self.history_view.setFixedHeight(THUMB + 28)
         self.history_view.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.interpolate_button = QPushButton("Interpolate… (export animation)")
+        self.frames_box = QSpinBox()
+        guard_wheel(self.frames_box)
+        self.frames_box.setObjectName("interpolationFrames")
+        self.frames_box.setRange(MIN_FRAMES, MAX_FRAMES)
+        self.frames_box.setValue(DEFAULT_FRAMES)
+        self.frames_box.setSuffix(" frames")
+        self.frames_box.setToolTip(f"How many images the animation has ({MIN_FRAMES} to {MAX_FRAMES}), both "
+                                   "picks included")
         self.breed_button = QPushButton("Breed")
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
@@ -153,7 +169,8 @@ class GenerationPanel(QWidget):
         layout.addWidget(self.variations_view)
         layout.addWidget(QLabel("History (select two to interpolate or breed)"))
         layout.addWidget(self.history_view)
-        layout.addWidget(self._row(self.interpolate_button, self.breed_button))
+        layout.addWidget(self._row(self.interpolate_button, self.frames_box))
+        layout.addWidget(self._row(self.breed_button))
         layout.addWidget(self.message_label)
 
     def _connect(self) -> None:
@@ -297,7 +314,7 @@ class GenerationPanel(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export animation", "interpolation.gif",
                                               "Animated GIF (*.gif);;Animated WebP (*.webp)")
         if path:
-            self.vm.export_animation(path, *picks)
+            self.vm.export_animation(path, *picks, frames=self.frames_box.value())
 
     def _on_breed_clicked(self) -> None:
         picks = self._two_picks()

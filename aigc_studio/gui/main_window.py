@@ -34,6 +34,7 @@ from aigc_studio.viewmodels.document import DocumentViewModel
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
+from .design_actions import DesignActions
 from .design_workspace import DesignWorkspace
 from .dialogs import PreferencesDialog, model_details
 from .file_actions import FILE_FILTERS, FileActionsWindow
@@ -67,7 +68,7 @@ class ContinueBar(QWidget):
         self.hide()
 
 
-class MainWindow(FileActionsWindow):
+class MainWindow(DesignActions, FileActionsWindow):
     """AIGC Studio's window, given its services and view-models by the composition root
     (:func:`aigc_studio.app.build_window`). ``host`` must be started by the caller; the window stops
     ``completion`` and ``host`` on close.
@@ -132,6 +133,8 @@ class MainWindow(FileActionsWindow):
         self.tabs.addTab(self.design, "Design")
         self.tabs.currentChanged.connect(self._on_workspace_changed)
         self.design.message.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        self.design.title_changed.connect(self._on_design_title_changed)
+        self._on_design_title_changed(self.design.title)
         self.design.canvas.undo_stack.canUndoChanged.connect(self._on_undo_state_changed)
         self.design.canvas.undo_stack.canRedoChanged.connect(self._on_undo_state_changed)
         self.setCentralWidget(self.tabs)
@@ -375,62 +378,3 @@ class MainWindow(FileActionsWindow):
         self.host.shutdown()
         self.document.close()
         self.settings.sync()
-
-    # -- the Design workspace ---------------------------------------------------------------------
-
-    @property
-    def designing(self) -> bool:
-        """Whether the Design workspace is on show."""
-        return self.tabs.currentWidget() is self.design
-
-    def _on_workspace_changed(self, index: int) -> None:
-        designing = self.designing
-        if designing and not self.design_services.started:
-            self.design_services.start()  # the image models are listed (and one loaded) on first use
-        # The Sampling panel is the writing pane's: folded away while designing, back as it was.
-        if designing:
-            self._dock_was_shown = self.sampling_dock.isVisible()
-            self.sampling_dock.hide()
-        elif self._dock_was_shown:
-            self.sampling_dock.show()
-        self.sync_undo_actions()
-
-    def undo(self) -> None:
-        """Undo in the workspace on show."""
-        self.design.canvas.undo_stack.undo() if self.designing else self.editor.undo()
-
-    def redo(self) -> None:
-        """Redo in the workspace on show."""
-        self.design.canvas.undo_stack.redo() if self.designing else self.editor.redo()
-
-    @Slot(bool)
-    def _on_undo_state_changed(self, _: bool) -> None:
-        self.sync_undo_actions()
-
-    def sync_undo_actions(self) -> None:
-        """Enable Undo and Redo for the workspace on show."""
-        if self._shut_down:  # the widgets are going away
-            return
-        stack, document = self.design.canvas.undo_stack, self.editor.document()
-        can_undo = stack.canUndo() if self.designing else document.isUndoAvailable()
-        can_redo = stack.canRedo() if self.designing else document.isRedoAvailable()
-        self.actions_["undo"].setEnabled(can_undo)
-        self.actions_["redo"].setEnabled(can_redo)
-
-    def _selected_phrase(self) -> str:
-        text = self.editor.textCursor().selectedText().replace("\u2029", "\n").strip()
-        if not text:
-            self.statusBar().showMessage("Select a phrase in the writing pane first", 6000)
-        return text
-
-    def send_selection_to_describe(self) -> None:
-        """Put the phrase selected in the writing pane into the Design workspace's describe box."""
-        if text := self._selected_phrase():
-            self.tabs.setCurrentWidget(self.design)
-            self.design_services.generation.set_text(text)
-
-    def send_selection_to_canvas(self) -> None:
-        """Place the phrase selected in the writing pane on the canvas as a text layer."""
-        if text := self._selected_phrase():
-            self.tabs.setCurrentWidget(self.design)
-            self.design.add_text(text)

@@ -4,12 +4,13 @@
 - :func:`open_project` reads a zip that may come from anywhere. It refuses member names that are
   absolute or leave the folder, symlink members, more than :data:`MAX_MEMBERS` members, members
   declared or found larger than :data:`MAX_MEMBER_BYTES` (a zip bomb stops inflating there), and
-  JSON that :func:`core.project_schema.parse_project` rejects. Every refusal is a
-  :class:`ProjectError`; nothing of the caller's open work is touched (it gets a new ``ProjectData``
-  or an exception).
+  JSON that :func:`core.project_schema.parse_project` rejects (a hostile or oversized generation
+  history included). Every refusal is a :class:`ProjectError`; nothing of the caller's open work is
+  touched (it gets a new ``ProjectData`` or an exception).
 - Autosave and recovery reuse :class:`recovery.RecoveryStore` and :class:`recovery.AutosaveService`
   in their own folder (``<data>/recovery/designs``): the recovery text is one JSON object holding
-  ``project.json`` and the assets in base64, so a move journals a few bytes.
+  ``project.json`` (with the generation history) and the assets in base64, so a move journals a few
+  bytes.
 """
 
 from __future__ import annotations

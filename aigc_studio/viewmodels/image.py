@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from aigc_studio.core.latents import SEED_MAX, condition_words
+from aigc_studio.core.latents import MAX_FRAMES, SEED_MAX, condition_words
 from aigc_studio.core.png_record import RecordError, read_png_file, read_record
 from aigc_studio.runtime.registry import DEFAULT_MODELS
 from aigc_studio.services.image_models import ImageModelSpec, ImageSettings, describe_message, usable_text
@@ -31,9 +31,13 @@ from aigc_studio.services.models import ModelInfo
 
 from .image_history import HistoryEntry, history_from_json, history_to_json
 
-__all__ = ["DIRECTION_RANGE", "DIRECTION_SLIDERS", "HISTORY_SETTLE_MS", "GenerationViewModel", "HistoryEntry"]
+__all__ = ["DEFAULT_FRAMES", "DIRECTION_RANGE", "DIRECTION_SLIDERS", "HISTORY_LIMIT", "HISTORY_SETTLE_MS",
+           "MAX_FRAMES", "MIN_FRAMES", "GenerationViewModel", "HistoryEntry"]
 
 HISTORY_SETTLE_MS = 600   # an image on show this long enters the history
+HISTORY_LIMIT = 1000      # the oldest entries go beyond this (a project keeps the history: it stays small)
+DEFAULT_FRAMES = 24       # an interpolation's frames unless the user chooses (MIN_FRAMES..MAX_FRAMES)
+MIN_FRAMES = 2
 DIRECTION_SLIDERS = 6     # the first principal directions offered as sliders
 DIRECTION_RANGE = 3.0     # a direction slider's range, ± standard deviations of w along it
 GRID = 4                  # the variations grid is GRID x GRID seeds around the current one
@@ -308,6 +312,7 @@ class GenerationViewModel(QObject):
                 return entry
         entry = HistoryEntry(self._next_entry_id(), image.model, settings, parents, image)
         self._history.append(entry)
+        del self._history[:-HISTORY_LIMIT]
         self.history_changed.emit(self.history)
         return entry
 
@@ -406,11 +411,15 @@ class GenerationViewModel(QObject):
 
     # -- interpolation ----------------------------------------------------------------------------
 
-    def export_animation(self, path: str, a_id: int, b_id: int, frames: int = 24) -> bool:
-        """Write the interpolation between history entries ``a_id`` and ``b_id`` to ``path`` (.gif or
-        .webp) once computed (:attr:`animation_exported`); False (and a message) when it cannot start."""
+    def export_animation(self, path: str, a_id: int, b_id: int, frames: int = DEFAULT_FRAMES) -> bool:
+        """Write the ``frames`` (MIN_FRAMES..MAX_FRAMES) images of the interpolation between history
+        entries ``a_id`` and ``b_id`` to ``path`` (.gif or .webp) once computed
+        (:attr:`animation_exported`); False (and a message) when it cannot start."""
         fmt = ANIMATION_SUFFIXES.get(Path(path).suffix.lower())
         a, b = self.entry(a_id), self.entry(b_id)
+        if isinstance(frames, bool) or not isinstance(frames, int) or not MIN_FRAMES <= frames <= MAX_FRAMES:
+            self._set_message(f"An animation has {MIN_FRAMES} to {MAX_FRAMES} frames, not {frames!r}.")
+            return False
         if fmt is None:
             self._set_message(f"Export an animation as {' or '.join(ANIMATION_SUFFIXES)}, not {path!r}.")
             return False

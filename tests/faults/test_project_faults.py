@@ -7,11 +7,17 @@ import stat
 import struct
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from aigc_studio.core.project_schema import project_to_json
+from aigc_studio.core.project_schema import (
+    MAX_HISTORY_CHARS,
+    MAX_HISTORY_ENTRIES,
+    ProjectFormatError,
+    project_to_json,
+)
 from aigc_studio.services.project import MAX_MEMBER_BYTES, MAX_MEMBERS, ProjectError, open_project, save_project
 from tests.services.test_project import sample_project
 
@@ -115,8 +121,10 @@ def test_bad_json_is_refused(tmp_path: Path, members: dict[str, bytes], words: s
 
 
 @pytest.mark.parametrize(("changes", "words"), [
-    ({"version": 2}, "version 2 is not supported"),
+    ({"version": 3}, "version 3 is not supported"),
     ({"version": "1"}, "not supported"),
+    ({"version": 2.0}, "not supported"),
+    ({"version": True}, "not supported"),
     ({"canvas": {"width": 0, "height": 10}}, "canvas size"),
     ({"canvas": {"width": True, "height": 10}}, "canvas size"),
     ({"layers": [{"id": "a", "kind": "rect", "x": float("nan")}]}, "finite number"),
@@ -127,10 +135,41 @@ def test_bad_json_is_refused(tmp_path: Path, members: dict[str, bytes], words: s
     ({"layers": [{"id": "a", "kind": "rect", "fill": "red; x"}]}, "colour"),
     ({"layers": [{"id": "a", "kind": "image", "asset": "../../etc/passwd"}]}, "asset name"),
     ({"layers": [{"id": "a", "kind": "rect"}, {"id": "a", "kind": "rect"}]}, "share one id"),
-], ids=["newer-version", "version-text", "zero-width", "bool-width", "nan", "scale-range", "bool-type",
-        "kind", "unknown-field", "colour", "asset-path", "duplicate-id"])
+], ids=["newer-version", "version-text", "version-float", "version-bool", "zero-width", "bool-width", "nan",
+        "scale-range", "bool-type", "kind", "unknown-field", "colour", "asset-path", "duplicate-id"])
 def test_invalid_project_json_is_refused(tmp_path: Path, changes: dict[str, object], words: str) -> None:
     _refused(_archive(tmp_path / "invalid.aigcdesign", _json(**changes)), words)
+
+
+@pytest.mark.parametrize(("history", "words"), [
+    ([{"id": 1}], "JSON object with a list"),
+    ("[]", "JSON object with a list"),
+    ({"history_version": 1, "entries": {"id": 1}}, "list of 'entries'"),
+    ({"history_version": 1, "entries": [{"id": 1}, "evil"]}, "must be a JSON object"),
+    ({"history_version": 1, "entries": [[1, 2]]}, "must be a JSON object"),
+    ({"history_version": 1, "entries": [{}] * (MAX_HISTORY_ENTRIES + 1)}, "more than the 10000"),
+    ({"history_version": 1, "entries": [{"pad": "x" * (MAX_HISTORY_CHARS + 1)}]}, "characters long"),
+], ids=["a-list", "text", "entries-not-a-list", "entry-text", "entry-list", "too-many-entries", "oversized"])
+def test_a_hostile_or_oversized_history_is_refused(tmp_path: Path, history: object, words: str) -> None:
+    _refused(_archive(tmp_path / "history.aigcdesign", _json(history=history)), words)
+
+
+def test_a_deeply_nested_history_is_refused(tmp_path: Path) -> None:
+    members = _good_members()
+    text = members["project.json"].decode()
+    nested = '{"history_version": 1, "entries": [{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]}"
+    members["project.json"] = (text.rstrip().rstrip("}") + f', "history": {nested}}}').encode()
+    _refused(_archive(tmp_path / "deep.aigcdesign", members), "not valid JSON")
+
+
+def test_an_unsavable_history_is_refused_on_save(tmp_path: Path) -> None:
+    path = tmp_path / "design.aigcdesign"
+    save_project(path, sample_project())
+    before = path.read_bytes()
+    for history in ("{not json", '{"entries": 3}'):
+        with pytest.raises(ProjectFormatError):
+            save_project(path, replace(sample_project(), history=history))
+    assert path.read_bytes() == before
 
 
 def test_missing_asset_and_not_a_zip_are_refused(tmp_path: Path) -> None:

@@ -1,18 +1,27 @@
 """The Design workspace in the main window: generated images, library assets and phrases from the
-writing pane reach the canvas; undo follows the workspace on show; exports and projects are files."""
+writing pane reach the canvas; undo follows the workspace on show; exports and projects are files that
+keep the generation history; recovery asks; the title shows unsaved changes."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
+import pytest
 from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QDialog
 
-from aigc_studio.services.models import ModelState
-from aigc_studio.services.recovery import RecoveryStore
+from aigc_studio.core.project_schema import Layer, ProjectData
+from aigc_studio.gui.dialogs import ChoiceDialog
+from aigc_studio.services.models import ImageSettings, ModelState
+from aigc_studio.services.project import pending_project_recoveries, project_recovery_text
+from aigc_studio.services.recovery import RecoverySnapshot, RecoveryStore
+from aigc_studio.viewmodels.image_history import HistoryEntry, history_to_json
 from tests.gui.canvas_helpers import generated_png
+from tests.services.fakes import Recorder
 
-from .conftest import MakeApp
+from .conftest import Dialogs, MakeApp
 
 
 def _design(app, qtbot) -> None:  # noqa: ANN001
@@ -108,7 +117,19 @@ def test_exports_and_projects_are_files_and_a_hostile_project_is_refused(qtbot, 
     assert [layer.kind for layer in design.canvas.layers()] == ["text"]
 
 
-def test_an_unsaved_design_comes_back_after_a_crash(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
+def _answer(dialogs: Dialogs, key: str, asked: list[str]) -> None:
+    """Answer the design recovery question with ``key``, keeping the question's text."""
+    def answer(dialog: QDialog) -> int:
+        assert isinstance(dialog, ChoiceDialog) and dialog.objectName() == "designRecoveryDialog"
+        asked.append(dialog.text())
+        dialog.buttons_[key].click()
+        return 0
+
+    dialogs.on_exec = answer
+
+
+def test_an_unsaved_design_comes_back_after_a_crash(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                    dialogs: Dialogs) -> None:
     store = RecoveryStore(tmp_path / "designs")
     first = make_app(name="first", design_store=store)
     autosave = first.window.design.autosave
@@ -117,5 +138,138 @@ def test_an_unsaved_design_comes_back_after_a_crash(qtbot, make_app: MakeApp, tm
         first.window.design.add_text("Keep me")
     store.release()  # the session's lock goes, as when the process is killed
     second = make_app(name="second", design_store=RecoveryStore(tmp_path / "designs"))
-    assert second.window.design.recover() == 1
+    asked: list[str] = []
+    _answer(dialogs, "recover", asked)
+    assert second.window.design.recover()
+    assert len(asked) == 1 and "Untitled design" in asked[0] and "1 layer," in asked[0]
     assert [layer.kind for layer in second.window.design.canvas.layers()] == ["text"]
+
+
+HISTORY = history_to_json([HistoryEntry(1, "fake-image", ImageSettings(seed=7, psi=0.6)),
+                           HistoryEntry(2, "fake-image", ImageSettings(seed=9, text="red heart"))])
+
+
+def _crashed_design(folder: Path, path: str | None) -> None:
+    """A recovery entry left by a session that was killed with a poster (two layers) unsaved."""
+    crashed = RecoveryStore(folder)
+    layers = (Layer(id="t1", kind="text", text="Keep me"), Layer(id="r1", kind="rect", z=1))
+    crashed.write(RecoverySnapshot(project_recovery_text(ProjectData(1080, 1080, layers, {}, HISTORY)), path))
+    crashed.release()
+
+
+@pytest.mark.parametrize("choice", ["recover", "discard", "later"])
+def test_design_recovery_asks_and_does_what_was_chosen(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                       dialogs: Dialogs, choice: str) -> None:
+    _crashed_design(tmp_path / "designs", "/designs/poster.aigcd")
+    store = RecoveryStore(tmp_path / "designs")
+    design = make_app(design_store=store).window.design
+    vm = design.generation.vm
+    asked: list[str] = []
+    _answer(dialogs, choice, asked)
+    assert design.recover() is (choice == "recover")
+    assert len(asked) == 1 and "poster.aigcd" in asked[0] and "2 layers" in asked[0] and "autosaved" in asked[0]
+    found, problems = pending_project_recoveries(store)
+    assert problems == []
+    if choice == "recover":
+        assert [layer.id for layer in design.canvas.layers()] == ["t1", "r1"]
+        assert design.canvas.canvas_size == (1080, 1080)
+        assert not design.canvas.undo_stack.isClean() and design.title == "*poster.aigcd"  # still unsaved
+        assert [e.settings.seed for e in vm.history] == [7, 9]
+        assert found == []  # this session keeps it from now on
+        with qtbot.waitSignal(design.autosave.saved, timeout=1500):
+            pass  # written again by this session's autosave
+    else:
+        assert design.canvas.layers() == [] and vm.history == [] and design.title == "Untitled design"
+        assert len(found) == (1 if choice == "later" else 0)  # Later keeps it for the next start
+    dialogs.on_exec = None  # the next start: closed without a choice, which is Later
+    assert not design.recover()
+    assert dialogs.texts("dialog").count("Recover unsaved design") == 1 + (choice == "later")  # Later: asked again
+
+
+def test_a_project_keeps_the_generation_history(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
+    app = make_app()
+    _design(app, qtbot)
+    design = app.window.design
+    vm = app.window.design_services.generation
+    qtbot.waitUntil(lambda: vm.current is not None, timeout=5000)
+    vm.keep()
+    vm.set_seed(5)
+    qtbot.waitUntil(lambda: len(vm.history) == 2, timeout=5000)
+    kept = [(e.entry_id, e.model, e.settings) for e in vm.history]
+    design.add_text("Sticker")
+    path = tmp_path / "design.aigcd"
+    assert design.save_project_file(str(path))
+    with zipfile.ZipFile(path) as archive:
+        body = json.loads(archive.read("project.json"))
+    assert body["version"] == 2 and len(body["history"]["entries"]) == 2
+    assert vm.load_history_json(history_to_json([])) and vm.history == []
+    with qtbot.waitSignal(vm.history_changed, timeout=5000,  # the images are made again
+                          check_params_cb=lambda entries: all(e.image is not None for e in entries)):
+        assert design.open_project_file(str(path))
+    assert [(e.entry_id, e.model, e.settings) for e in vm.history] == kept
+    # a version 1 file (no history) opens and leaves the history alone
+    del body["history"]
+    body["version"] = 1
+    old = tmp_path / "old.aigcd"
+    with zipfile.ZipFile(old, "w") as archive:
+        archive.writestr("project.json", json.dumps(body))
+    assert design.open_project_file(str(old))
+    assert [layer.kind for layer in design.canvas.layers()] == ["text"] and len(vm.history) == 2
+
+
+@pytest.mark.parametrize("history", [{"history_version": 1, "entries": 5},           # not data
+                                     {"history_version": 1, "entries": [{"id": "x"}]},  # not an entry
+                                     {"history_version": 99, "entries": []}],
+                         ids=["entries-not-a-list", "malformed-entry", "unknown-version"])
+def test_a_hostile_history_is_refused_and_the_open_design_kept(qtbot, make_app: MakeApp, tmp_path: Path,
+                                                               history: object) -> None:
+    design = make_app().window.design
+    vm = design.generation.vm
+    assert vm.load_history_json(HISTORY)
+    design.add_text("my unsaved work")
+    before, title = design.canvas.project(), design.title
+    body = {"format": "aigc-studio.design", "version": 2, "canvas": {"width": 64, "height": 64},
+            "layers": [], "history": history}
+    hostile = tmp_path / "hostile.aigcd"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("project.json", json.dumps(body))
+    messages = Recorder()
+    design.message.connect(messages)
+    assert not design.open_project_file(str(hostile))
+    assert messages.items and "Cannot open hostile.aigcd" in messages.items[-1]
+    assert design.canvas.project() == before and design.title == title and design.project_path is None
+    assert [e.settings.seed for e in vm.history] == [7, 9]
+
+
+def test_the_title_follows_edits_save_and_undo(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
+    design = make_app().window.design
+    titles = Recorder()
+    design.title_changed.connect(titles)
+    assert design.title == "Untitled design"
+    design.add_text("one")
+    design.add_text("two")  # still unsaved: no new title
+    assert design.save_project_file(str(tmp_path / "poster.aigcd"))
+    design.canvas.undo_stack.undo()
+    design.canvas.undo_stack.redo()  # back where it was saved
+    assert titles.items == ["*Untitled design", "poster.aigcd", "*poster.aigcd",
+                                                  "poster.aigcd"]
+    assert design.title == "poster.aigcd"
+
+
+def test_a_placed_image_opens_in_generate_and_the_tab_shows_the_design(qtbot, make_app: MakeApp) -> None:
+    app = make_app()
+    window = app.window
+    _design(app, qtbot)
+    vm = window.design_services.generation
+    qtbot.waitUntil(lambda: vm.current is not None, timeout=10000)
+    vm.set_seed(5)
+    qtbot.waitUntil(lambda: vm.current is not None and vm.current.settings.seed == 5, timeout=10000)
+    placed = vm.current
+    window.design.generation.add_to_canvas_requested.emit(placed.png, placed.record.to_json())
+    assert window.tabs.tabText(window.tabs.indexOf(window.design)).startswith("Design: *")
+    vm.set_seed(9)
+    qtbot.waitUntil(lambda: vm.current is not None and vm.current.settings.seed == 9, timeout=10000)
+    [layer] = window.design.canvas.layers()
+    window.design.canvas.select([layer.id])
+    window.design.properties.restore_generation_requested.emit(layer.record)
+    assert vm.settings.seed == 5  # the placed image's settings are back in the generation panel

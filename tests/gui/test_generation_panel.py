@@ -1,10 +1,12 @@
 """The generation panel on the fake image model: live slider drags, Add to canvas and drags out,
-PNG drops, the wheel guard, and the controls following the view-model without loops."""
+PNG drops, the wheel guard, the controls following the view-model without loops, and the
+interpolation's frame count."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
@@ -17,8 +19,10 @@ from aigc_studio.gui.image_preview import IMAGE_MIME, image_mime_data
 from aigc_studio.services.image_service import ImageService
 from aigc_studio.services.model_host import ModelHost
 from aigc_studio.services.models import ImageSettings
-from aigc_studio.viewmodels.image import GenerationViewModel
+from aigc_studio.viewmodels.image import MAX_FRAMES, GenerationViewModel
 from tests.services.fakes import FakeBackend, FakeImageGenerator, Recorder
+
+from .conftest import Dialogs
 
 
 @dataclass
@@ -106,3 +110,23 @@ def test_history_click_restores_and_breed_needs_two_picks(qtbot, panel: Panel) -
     first = panel.panel.history_view.item(0)
     panel.panel.history_view.itemClicked.emit(first)
     assert panel.vm.settings.seed == panel.vm.history[0].settings.seed
+
+
+def test_the_chosen_frame_count_reaches_the_animation(qtbot, panel: Panel, dialogs: Dialogs,
+                                                       tmp_path: Path) -> None:
+    from PIL import Image, ImageSequence
+
+    p = panel.panel
+    assert (p.frames_box.minimum(), p.frames_box.maximum(), p.frames_box.value()) == (2, MAX_FRAMES, 24)
+    panel.vm.keep()
+    panel.vm.set_seed(9)
+    qtbot.waitUntil(lambda: p.history_view.count() == 2, timeout=5000)
+    for row in range(2):
+        p.history_view.item(row).setSelected(True)
+    p.frames_box.setValue(7)
+    out = tmp_path / "walk.gif"
+    dialogs.save_path = str(out)
+    with qtbot.waitSignal(panel.vm.animation_exported, timeout=10000):
+        p.interpolate_button.click()
+    with Image.open(out) as gif:
+        assert sum(1 for _ in ImageSequence.Iterator(gif)) == 7

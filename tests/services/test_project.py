@@ -1,13 +1,23 @@
-"""Design projects: save and reopen equal, atomic saves, autosave and recovery."""
+"""Design projects: save and reopen equal (the generation history too), version 1 files still open,
+atomic saves, autosave and recovery."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from aigc_studio.core.project_schema import Layer, ProjectData, asset_name, parse_project, project_to_json
+from aigc_studio.core.project_schema import (
+    PROJECT_VERSION,
+    Layer,
+    ProjectData,
+    asset_name,
+    parse_project,
+    project_to_json,
+)
+from aigc_studio.services.image_models import ImageSettings
 from aigc_studio.services.project import (
     ProjectError,
     make_project_autosave,
@@ -18,6 +28,7 @@ from aigc_studio.services.project import (
     project_recovery_text,
     save_project,
 )
+from aigc_studio.viewmodels.image_history import HistoryEntry, history_from_json, history_to_json
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path stroke="currentColor" d="M1 1h9"/></svg>'
@@ -35,7 +46,15 @@ def sample_project() -> ProjectData:
         Layer(id="shp1", kind="ellipse", fill="", outline="#000000", outline_width=0, visible=False, z=4,
               group="g1"),
     )
-    return ProjectData(1080, 1080, layers, {png_name: PNG, svg_name: SVG})
+    return ProjectData(1080, 1080, layers, {png_name: PNG, svg_name: SVG}, sample_history())
+
+
+def sample_history() -> str:
+    """The generation view-model's history JSON: two entries and a child bred from them."""
+    a = HistoryEntry(1, "fake-image", ImageSettings(seed=7, psi=0.6, text="cœur rouge"))
+    b = HistoryEntry(2, "fake-image", ImageSettings(seed=9, mix_seed=3, mix_layers="fine", directions=((1, 1.5),)))
+    child = HistoryEntry(3, "fake-image", ImageSettings(seed=7, mix_seed=9, mix_layers="coarse"), (1, 2))
+    return history_to_json([a, b, child])
 
 
 def test_save_and_reopen_equal(tmp_path: Path) -> None:
@@ -47,6 +66,38 @@ def test_save_and_reopen_equal(tmp_path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == sorted(["project.json", *project.assets])
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_history_is_saved_with_the_project_as_version_2(tmp_path: Path) -> None:
+    project = sample_project()
+    path = tmp_path / "design.aigcdesign"
+    save_project(path, project)
+    with zipfile.ZipFile(path) as archive:
+        body = json.loads(archive.read("project.json"))
+    assert body["version"] == PROJECT_VERSION == 2
+    assert body["history"] == json.loads(sample_history())  # embedded as JSON, not as a string
+    again = open_project(path)
+    assert again.history == project.history
+    assert [e.parents for e in history_from_json(again.history or "")] == [(), (), (1, 2)]
+    no_history = ProjectData(64, 64)
+    save_project(path, no_history)
+    assert open_project(path) == no_history and open_project(path).history is None
+
+
+def test_a_version_1_file_still_opens(tmp_path: Path) -> None:
+    project = sample_project()
+    body = json.loads(project_to_json(project))
+    body["version"] = 1
+    del body["history"]
+    path = tmp_path / "old.aigcdesign"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("project.json", json.dumps(body))
+        for name, data in project.assets.items():
+            archive.writestr(name, data)
+    opened = open_project(path)
+    assert opened.history is None and opened.layers == project.layers and opened.assets == project.assets
+    body["history"] = {"nothing": "version 1 had no history"}  # not read from a version 1 file
+    assert parse_project(json.dumps(body), project.assets).history is None
 
 
 def test_a_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

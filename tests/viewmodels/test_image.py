@@ -175,3 +175,29 @@ def test_interpolation_exports_a_gif_without_speckles(qtbot, make_vm: MakeVm, tm
         assert ((src[..., 3] > 0) & faint).any()           # the fringe that would speckle
         assert (got[faint, 3] == 0).all() and (got[~faint, 3] == 255).all()
     assert not vm.export_animation(str(tmp_path / "walk.mp4"), a.entry_id, b.entry_id)
+
+
+def test_an_animation_outside_the_frame_bounds_is_refused(qtbot, make_vm: MakeVm, tmp_path: Path) -> None:
+    from aigc_studio.viewmodels.image import MAX_FRAMES
+
+    vm, _ = make_vm()
+    vm.keep()
+    vm.set_seed(9)
+    qtbot.waitUntil(lambda: len(vm.history) == 2, timeout=5000)
+    a, b = vm.history
+    for frames in (1, MAX_FRAMES + 1):
+        assert not vm.export_animation(str(tmp_path / "walk.gif"), a.entry_id, b.entry_id, frames=frames)
+        assert f"2 to {MAX_FRAMES} frames" in vm.message
+    assert not (tmp_path / "walk.gif").exists()
+
+
+def test_the_history_keeps_its_newest_entries(qtbot, make_vm: MakeVm, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aigc_studio.viewmodels.image as image_module
+
+    monkeypatch.setattr(image_module, "HISTORY_LIMIT", 2)
+    vm, _ = make_vm()
+    vm.keep()
+    for seed in (5, 6):
+        vm.set_seed(seed)
+        qtbot.waitUntil(lambda s=seed: vm.history[-1].settings.seed == s, timeout=5000)
+    assert [e.settings.seed for e in vm.history] == [5, 6] and [e.entry_id for e in vm.history] == [2, 3]
