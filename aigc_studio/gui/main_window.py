@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 PANEL_MIN_WIDTH = 180          # the sampling dock (its panel scrolls)
 EDITOR_MIN_WIDTH = 360         # the writing workspace, whatever the panel's width
-INSTANT_COUNT_CHARS = 1_000_000  # longer documents are counted after a pause in typing, not per key
 
 
 class ContinueBar(QWidget):
@@ -181,7 +180,6 @@ class MainWindow(DesignActions, FileActionsWindow):
         self.editor.continue_requested.connect(self.start_continue)
         document.title_changed.connect(self.setWindowTitle)
         document.counts_changed.connect(self._on_counts_changed)
-        self.editor.textChanged.connect(self._on_text_changed_count)
         document.autosave_failed.connect(lambda message: self.statusBar().showMessage(message,
                                                                                       10000))
         self.model.summary_changed.connect(self.model_button.setText)
@@ -238,12 +236,6 @@ class MainWindow(DesignActions, FileActionsWindow):
         self.counts_label.setText(f"{words:,} words \u00b7 {characters:,} characters")
 
     @Slot()
-    def _on_text_changed_count(self) -> None:
-        """The counts follow every change. The document's own recount waits for a pause in the
-        changes, so while a writer typed steadily, or Continue wrote, it never came; counting is cheap,
-        so it is done now, except in a document so long that the paused recount is left to do it."""
-        if self.editor.document().characterCount() <= INSTANT_COUNT_CHARS:
-            self.document.recount()
 
     @Slot()
     def _on_suggestion_changed(self) -> None:

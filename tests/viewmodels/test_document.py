@@ -115,3 +115,26 @@ def test_saving_records_the_disk_state(document: DocumentViewModel, tmp_path: Pa
     assert document.disk_change() is DiskChange.DELETED
     document.save()
     assert document.disk_change() is DiskChange.UNCHANGED and path.read_text() == "mine"
+
+
+def test_counts_follow_each_change_until_the_text_is_long(qtbot, document: DocumentViewModel,
+                                                         monkeypatch) -> None:  # noqa: ANN001
+    """The counts follow every change of an ordinary document at once (no waiting for a pause, which
+    never comes while a writer types steadily); a document longer than INSTANT_COUNT_CHARS is
+    recounted after a pause instead."""
+    import aigc_studio.viewmodels.document as module
+
+    monkeypatch.setattr(module, "INSTANT_COUNT_CHARS", 20)
+    text = ["one two"]
+    document.attach(lambda: text[0])
+    document.text_changed()
+    assert document.counts == (2, 7)
+    text[0] = "one two three four five six"  # counted at once: the text was short when last counted
+    document.text_changed()
+    assert document.counts == (6, 27)
+    text[0] += " seven"  # now long: the recount waits for the pause
+    document.text_changed()
+    assert document.counts == (6, 27)
+    with qtbot.waitSignal(document.counts_changed, timeout=2000) as blocker:
+        pass
+    assert blocker.args == [7, 33]
