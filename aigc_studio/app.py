@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from aigc_studio.services.documents import RecoveryStore
     from aigc_studio.services.models import ModelBackend
     from aigc_studio.services.settings import Settings
+    from aigc_studio.viewmodels.design import DesignServices
 
 __all__ = ["build_window", "main"]
 
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file: Path = args.file
         QTimer.singleShot(0, window, lambda: window.open_file(file))
     QTimer.singleShot(0, window, window.offer_recovery)
-    QTimer.singleShot(0, window, window.design.recover)  # an unsaved design comes back as it was
+    QTimer.singleShot(0, window, window.offer_design_recovery)  # an unsaved design is offered back
     if args.screenshot is not None:
         QTimer.singleShot(int(args.screenshot_after * 1000),
                           lambda: _screenshot(window, args.screenshot, args.screenshot_widget))
@@ -101,31 +102,37 @@ def build_window(settings: Settings, backend: ModelBackend, store: RecoveryStore
     (``window.model.load()``); the window stops both services when it shuts down. Tests build their
     window here too, with a fake backend, so they run the application's own wiring. ``design_store``
     keeps unsaved designs (None: no design autosave); ``library_path`` is the asset library (the
-    shipped one by default), read when the Design workspace is first shown.
+    shipped one by default). The Design half (its services and workspace) is built when first needed.
     """
     from aigc_studio.gui.main_window import MainWindow
-    from aigc_studio.runtime.registry import shipped_library_dir
     from aigc_studio.services.completion_service import CompletionService
-    from aigc_studio.services.image_service import ImageService
-    from aigc_studio.services.library_service import LibraryService
     from aigc_studio.services.model_host import ModelHost
     from aigc_studio.services.settings import DEBOUNCE_DELAY
-    from aigc_studio.viewmodels.design import DesignServices
     from aigc_studio.viewmodels.document import DocumentViewModel
-    from aigc_studio.viewmodels.image import GenerationViewModel
     from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
     from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
     host = ModelHost(backend)
     completion = CompletionService(host, debounce_ms=settings.get(DEBOUNCE_DELAY))
-    images = ImageService(host)
-    design = DesignServices(GenerationViewModel(images), images,
-                            LibraryService(library_path or shipped_library_dir()), design_store)
+
+    def design() -> DesignServices:
+        """The Design half's services, built when the Design workspace is first needed: a writer who
+        never designs pays for none of its imports, widgets or threads at start-up."""
+        from aigc_studio.runtime.registry import shipped_library_dir
+        from aigc_studio.services.image_service import ImageService
+        from aigc_studio.services.library_service import LibraryService
+        from aigc_studio.viewmodels.design import DesignServices
+        from aigc_studio.viewmodels.image import GenerationViewModel
+
+        images = ImageService(host)
+        return DesignServices(GenerationViewModel(images), images,
+                              LibraryService(library_path or shipped_library_dir()), design_store)
+
     return MainWindow(settings, host=host, completion=completion,
                       model=ModelViewModel(host, completion, settings),
                       sampling=SamplingViewModel(settings),
                       suggestion=SuggestionViewModel(completion, host, settings),
-                      document=DocumentViewModel(settings, store), design=design)
+                      document=DocumentViewModel(settings, store), design=design, design_store=design_store)
 
 
 def _screenshot(window: MainWindow, path: Path, widget_name: str | None = None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent
@@ -29,19 +31,22 @@ from aigc_studio.services.settings import (
     WRAP_LINES,
     Settings,
 )
-from aigc_studio.viewmodels.design import DesignServices
 from aigc_studio.viewmodels.document import DocumentViewModel
 from aigc_studio.viewmodels.model import ModelViewModel, SamplingViewModel
 from aigc_studio.viewmodels.suggestion import SuggestionViewModel
 
 from .design_actions import DesignActions
-from .design_workspace import DesignWorkspace
 from .dialogs import PreferencesDialog, model_details
 from .file_actions import FILE_FILTERS, FileActionsWindow
 from .find_replace import FindReplaceBar
 from .menus import SHORTCUTS, build_menus
 from .sampling_panel import SamplingPanel, plain_gpu_reason
 from .writing_editor import WritingEditorView
+
+if TYPE_CHECKING:
+    from aigc_studio.gui.design_workspace import DesignWorkspace
+    from aigc_studio.services.recovery import RecoveryStore
+    from aigc_studio.viewmodels.design import DesignServices
 
 __all__ = ["FILE_FILTERS", "MainWindow"]
 
@@ -78,7 +83,8 @@ class MainWindow(DesignActions, FileActionsWindow):
 
     def __init__(self, settings: Settings, *, host: ModelHost, completion: CompletionService,
                  model: ModelViewModel, sampling: SamplingViewModel,
-                 suggestion: SuggestionViewModel, document: DocumentViewModel, design: DesignServices,
+                 suggestion: SuggestionViewModel, document: DocumentViewModel,
+                 design: Callable[[], DesignServices], design_store: RecoveryStore | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
@@ -89,8 +95,12 @@ class MainWindow(DesignActions, FileActionsWindow):
         self.model = model
         self.sampling = sampling
         self.document = document
-        self.design_services = design
-        for view_model in (suggestion, model, sampling, document, design.generation):
+        self._design_factory = design
+        self.design_store = design_store
+        """Where unsaved designs are kept (the Design services use the same store); None: no autosave."""
+        self._design_services: DesignServices | None = None
+        self._design: DesignWorkspace | None = None
+        for view_model in (suggestion, model, sampling, document):
             view_model.setParent(self)
         self._shut_down = False
         self._dock_was_shown = True  # the Sampling dock's visibility in the writing pane
@@ -127,15 +137,12 @@ class MainWindow(DesignActions, FileActionsWindow):
         self.tabs.setObjectName("workspaces")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(writing, "Writing")
-        services = self.design_services
-        self.design = DesignWorkspace(services.generation, services.library, project_store=services.store)
-        self.tabs.addTab(self.design, "Design")
+        # The Design workspace is built when first needed (see DesignActions.design); until then its
+        # tab holds an empty page.
+        self._design_page = QWidget()
+        self._design_page.setObjectName("designPlaceholder")
+        self.tabs.addTab(self._design_page, "Design")
         self.tabs.currentChanged.connect(self._on_workspace_changed)
-        self.design.message.connect(lambda message: self.statusBar().showMessage(message, 10000))
-        self.design.title_changed.connect(self._on_design_title_changed)
-        self._on_design_title_changed(self.design.title)
-        self.design.canvas.undo_stack.canUndoChanged.connect(self._on_undo_state_changed)
-        self.design.canvas.undo_stack.canRedoChanged.connect(self._on_undo_state_changed)
         self.setCentralWidget(self.tabs)
 
     def _build_sampling_dock(self) -> None:
@@ -236,7 +243,6 @@ class MainWindow(DesignActions, FileActionsWindow):
         self.counts_label.setText(f"{words:,} words \u00b7 {characters:,} characters")
 
     @Slot()
-
     @Slot()
     def _on_suggestion_changed(self) -> None:
         """The status bar follows Alt+]: while alternatives are on their way, which one is shown, or
@@ -326,7 +332,7 @@ class MainWindow(DesignActions, FileActionsWindow):
 
     def show_about(self) -> None:
         """The version and what the application is."""
-        notices = self.design_services.library.licence_notices()
+        notices = self._design_services.library.licence_notices() if self._design_services else []
         assets = ("".join(f"<br>{n.set_title}: {n.package} {n.version}, {n.licence}" for n in notices)
                   or "<br>Tabler Icons (MIT), Fluent Emoji Flat (MIT, Microsoft), emoji tags from "
                      "emojibase-data (MIT); full texts in resources/library.")
@@ -364,8 +370,12 @@ class MainWindow(DesignActions, FileActionsWindow):
         self._shut_down = True
         self.suggestion.dismiss()
         self.model.shutdown()
-        self.design.shutdown()
-        self.design_services.shutdown()
+        if self._design is not None:
+            self._design.shutdown()  # closes the design store too
+        elif self.design_store is not None:
+            self.design_store.close()  # never designed this session: end the store's session
+        if self._design_services is not None:
+            self._design_services.shutdown()
         self.completion.shutdown()
         self.host.shutdown()
         self.document.close()

@@ -273,3 +273,16 @@ def test_a_placed_image_opens_in_generate_and_the_tab_shows_the_design(qtbot, ma
     window.design.canvas.select([layer.id])
     window.design.properties.restore_generation_requested.emit(layer.record)
     assert vm.settings.seed == 5  # the placed image's settings are back in the generation panel
+
+
+def test_the_design_half_is_built_only_when_needed(qtbot, make_app: MakeApp, tmp_path: Path) -> None:
+    """Start-up pays nothing for the Design workspace: no services, no widgets, no recovery prompt
+    when nothing is pending; the tab builds it on first show."""
+    app = make_app(design_store=RecoveryStore(tmp_path / "designs"))
+    window = app.window
+    window.offer_design_recovery()  # nothing pending
+    assert not window.design_built
+    assert window.tabs.tabText(1) == "Design"
+    window.tabs.setCurrentIndex(1)
+    assert window.tabs.currentWidget() is window.design and window.designing
+    assert window.design_services.started
