@@ -88,7 +88,7 @@ class DesignWorkspace(QWidget):
         self.canvas = DesignCanvasView(512, 512)
         self.layers = LayersPanel(self.canvas)
         self.properties = PropertiesPanel(self.canvas)
-        self.properties.restore_generation_requested.connect(self._on_restore_generation)
+        self.properties.restore_generation_requested.connect(generation.restore_from_record)
         self.library = LibraryPanel(library)
         self._build()
         self.generation.add_to_canvas_requested.connect(self._on_add_image)
@@ -158,15 +158,6 @@ class DesignWorkspace(QWidget):
             self.canvas.add_image(png, record_json or None, name="generated", at=self._spot())
         except ValueError as error:
             self.message.emit(f"Could not add the image: {error}")
-
-    def _on_restore_generation(self, record_json: str) -> None:
-        """Open the selected generated layer's settings in the generation panel (from its PNG, whose
-        record is the layer's)."""
-        for layer_id in self.canvas.selected_ids():
-            layer = self.canvas.layer(layer_id)
-            if layer.kind == "image" and layer.record == record_json:
-                self.generation.vm.restore_from_png(self.canvas.asset(layer.asset))
-                return
 
     def _on_add_svg(self, svg: str, name: str, recolourable: bool) -> None:
         try:

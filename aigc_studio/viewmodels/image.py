@@ -16,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from aigc_studio.core.latents import MAX_FRAMES, SEED_MAX, condition_words
-from aigc_studio.core.png_record import RecordError, read_png_file, read_record
+from aigc_studio.core.png_record import GenerationRecord, RecordError, read_png_file, read_record, record_from_json
 from aigc_studio.runtime.registry import DEFAULT_MODELS
 from aigc_studio.services.image_models import ImageModelSpec, ImageSettings, describe_message, usable_text
 from aigc_studio.services.image_service import (
@@ -373,6 +373,19 @@ class GenerationViewModel(QObject):
         except RecordError as error:
             self._set_message(f"Cannot restore from this PNG: {error}")
             return False
+        return self._restore_record(record)
+
+    def restore_from_record(self, record_json: str) -> bool:
+        """Restore the settings from a generation record's JSON (a generated layer's); False with a
+        message when the record is damaged or edited, or its model is not installed."""
+        try:
+            record = record_from_json(record_json)
+        except RecordError as error:
+            self._set_message(f"Cannot restore this image's settings: {error}")
+            return False
+        return self._restore_record(record)
+
+    def _restore_record(self, record: GenerationRecord) -> bool:
         if self._models and record.model not in self._models:
             self._set_message(f"This PNG was made by model '{record.model}', which is not installed "
                               f"(installed: {', '.join(self._models)}).")
